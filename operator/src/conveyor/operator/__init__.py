@@ -1,0 +1,1 @@
+"""Conveyor's Kubernetes operator: the ConveyorService CRD and its reconcile loop."""

@@ -1,0 +1,73 @@
+"""The partial-execution tool interface: what a tool is and what it answers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from conveyor.tools.units import Segmenter, Unit
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """What a finished invocation returns to the model."""
+
+    content: str
+    is_error: bool = False
+    data: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A unit that can never succeed: the call is abandoned and decoding stops early."""
+
+    reason: str
+
+
+@dataclass(slots=True)
+class Tool:
+    """A tool that acts on its input while the model is still writing it.
+
+    One instance serves one invocation. The caller guarantees the order
+    ``start`` → ``feed``* → (``finish`` | ``cancel``), with ``finish`` or ``cancel`` exactly once.
+    Subclasses set the class attributes and override the coroutines they need.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    parameters: ClassVar[dict[str, Any]]
+
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def segmenter(self) -> Segmenter:
+        """How this tool's argument text is cut into units (default: every closed JSON field)."""
+        from conveyor.tools.units import JsonFields
+
+        return JsonFields()
+
+    async def start(self) -> None:
+        """The call has been recognised: warm up (connect, open, import)."""
+
+    async def feed(self, unit: Unit) -> Reject | None:
+        """One more complete unit, in order. Return ``Reject`` to abandon the call."""
+        return None
+
+    async def finish(self) -> Result:
+        """The input is complete: return the result."""
+        raise NotImplementedError
+
+    async def cancel(self) -> None:
+        """The request went away: release everything."""
+
+    @classmethod
+    def openai_schema(cls) -> dict[str, Any]:
+        """This tool in the OpenAI ``tools`` format."""
+        return {
+            "type": "function",
+            "function": {
+                "name": cls.name,
+                "description": cls.description,
+                "parameters": cls.parameters,
+            },
+        }
