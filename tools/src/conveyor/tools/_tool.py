@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from conveyor.tools._registry import ToolRegistry
     from conveyor.tools.units import Segmenter, Unit
 
 
@@ -45,6 +46,9 @@ class Tool:
         from conveyor.tools.units import JsonFields
 
         return JsonFields()
+
+    def use_registry(self, registry: ToolRegistry) -> None:
+        """Called by ``ToolRegistry.create``; tools that call other tools (the planner) keep it."""
 
     async def start(self) -> None:
         """The call has been recognised: warm up (connect, open, import)."""
