@@ -69,6 +69,17 @@ def objects(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
+def of_kind(rendered: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [obj for obj in rendered if obj.get("kind") == kind]
+
+
+def only(rendered: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = of_kind(rendered, kind)
+    if len(found) != 1:
+        raise LookupError(f"expected one {kind}, found {len(found)}")
+    return found[0]
+
+
 def ci_values_files() -> list[Path]:
     return sorted((CHART / "ci").glob("*.yaml"))
 

@@ -85,3 +85,37 @@ def dashboard_metric_names(dashboard: dict[str, Any]) -> set[str]:
     for _, expr in expressions(dashboard):
         names |= metric_names(expr)
     return names
+
+
+def exported_metric_names(exposition: str) -> set[str]:
+    """The series names a Prometheus text page can produce, from its `# TYPE` lines and samples.
+
+    A labelled metric that has not been observed yet shows only its `# TYPE` line, so the names
+    it will export are derived from its type (a histogram's `_bucket`, `_sum`, `_count`).
+    """
+    suffixes = {
+        "counter": ("_total",),
+        "histogram": ("_bucket", "_sum", "_count"),
+        "gaugehistogram": ("_bucket", "_gsum", "_gcount"),
+        "summary": ("", "_sum", "_count"),
+        "gauge": ("",),
+        "untyped": ("",),
+        "unknown": ("",),
+        "info": ("_info",),
+        "stateset": ("",),
+    }
+    names: set[str] = set()
+    for line in exposition.splitlines():
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            if len(parts) < 4:
+                continue
+            family, kind = parts[2], parts[3]
+            if kind == "counter" and family.endswith("_total"):
+                family = family.removesuffix("_total")
+            if kind == "info" and family.endswith("_info"):
+                family = family.removesuffix("_info")
+            names.update(family + suffix for suffix in suffixes.get(kind, ("",)))
+        elif line and not line.startswith("#"):
+            names.add(re.split(r"[{\s]", line, maxsplit=1)[0])
+    return names

@@ -1,0 +1,197 @@
+"""The chart lints, renders and validates with the real helm, and renders what it promises."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import chart
+import pytest
+import yaml
+from chart import of_kind, only
+
+Objects = list[dict[str, Any]]
+
+
+def test_helm_lint_is_clean_with_defaults_and_every_ci_values_file(helm_binary: object) -> None:
+    assert chart.lint_problems() == []
+
+
+def test_every_rendered_object_passes_strict_validation(helm_binary: object) -> None:
+    # Default values and every charts/conveyor/ci/*.yaml, CRDs included.
+    assert chart.ci_values_files(), "charts/conveyor/ci/ must hold an all-features values file"
+    assert chart.render_problems() == []
+
+
+def test_validation_rejects_an_unknown_field(default_objects: Objects) -> None:
+    deployment = copy.deepcopy(only(default_objects, "Deployment"))
+    deployment["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    errors = chart.validate_object(deployment)
+    assert errors and "livenesProbe" in errors[0]
+
+
+def test_structural_schema_rejects_a_misplaced_servicemonitor_field(
+    all_features_objects: Objects,
+) -> None:
+    monitor = copy.deepcopy(only(all_features_objects, "ServiceMonitor"))
+    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
+    assert any("intervall" in error for error in chart.validate_object(monitor))
+    rule = copy.deepcopy(only(all_features_objects, "PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["expr"] = "sum(rate(x[5m])"
+    assert any("unclosed" in error for error in chart.validate_object(rule))
+
+
+def test_operator_deployment_is_one_recreated_hardened_replica(default_objects: Objects) -> None:
+    deployment = only(default_objects, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    probe = container["livenessProbe"]
+    assert probe["httpGet"] == {"path": "/healthz", "port": "liveness"}
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert f"--liveness-port={ports['liveness']}" in container["args"]
+    assert container["args"][0] == "run"
+    assert pod["serviceAccountName"] == only(default_objects, "ServiceAccount")["metadata"]["name"]
+
+
+def test_images_default_to_the_app_version(default_objects: Objects) -> None:
+    app_version = yaml.safe_load((chart.CHART / "Chart.yaml").read_text())["appVersion"]
+    container = only(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"].endswith(f"/conveyor-operator:{app_version}")
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CONVEYOR_RUNTIME_IMAGE"].endswith(f"/conveyor-runtime:{app_version}")
+    assert env["CONVEYOR_TOOLS_IMAGE"].endswith(f"/conveyor-tools:{app_version}")
+
+
+def test_image_repositories_and_tags_are_values(render: Any) -> None:
+    rendered = render(
+        "operator.image.repository=registry.example/op",
+        "operator.image.tag=dev",
+        "images.tools.tag=t1",
+    )
+    container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == "registry.example/op:dev"
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert env["CONVEYOR_TOOLS_IMAGE"].endswith(":t1")
+
+
+def test_cluster_wide_mode_uses_one_cluster_role_and_watches_everything(
+    default_objects: Objects,
+) -> None:
+    assert of_kind(default_objects, "Role") == []
+    assert of_kind(default_objects, "RoleBinding") == []
+    names = {obj["metadata"]["name"] for obj in of_kind(default_objects, "ClusterRole")}
+    assert names == {"conveyor-operator", "conveyor-view", "conveyor-edit"}
+    container = only(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(arg.startswith("--namespace") for arg in container["args"])
+
+
+def test_namespaced_mode_uses_a_role_in_the_watched_namespace(render: Any) -> None:
+    rendered = render("operator.watchNamespace=models")
+    role = only(rendered, "Role")
+    binding = only(rendered, "RoleBinding")
+    assert role["metadata"]["namespace"] == binding["metadata"]["namespace"] == "models"
+    assert binding["subjects"][0]["namespace"] == chart.NAMESPACE
+    container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert "--namespace=models" in container["args"]
+    # Only the cluster-scoped CRD reads stay in the ClusterRole.
+    cluster_role = next(
+        obj
+        for obj in of_kind(rendered, "ClusterRole")
+        if obj["metadata"]["name"].endswith("-operator")
+    )
+    groups = {group for rule in cluster_role["rules"] for group in rule["apiGroups"]}
+    assert groups == {"apiextensions.k8s.io"}
+
+
+def test_watch_release_namespace(render: Any) -> None:
+    role = only(render("operator.watchReleaseNamespace=true"), "Role")
+    assert role["metadata"]["namespace"] == chart.NAMESPACE
+
+
+def test_optional_features_are_off_by_default(default_objects: Objects) -> None:
+    kinds = {obj["kind"] for obj in default_objects}
+    assert kinds == {
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "ConfigMap",
+        "Deployment",
+    }
+
+
+def test_all_features_render_the_monitoring_objects(all_features_objects: Objects) -> None:
+    monitor = only(all_features_objects, "ServiceMonitor")
+    service = only(all_features_objects, "Service")
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    selector = monitor["spec"]["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items()
+    container = only(all_features_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    ports = {port["name"] for port in container[0]["ports"]}
+    assert service["spec"]["ports"][0]["targetPort"] in ports
+    rule = only(all_features_objects, "PrometheusRule")
+    alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
+    assert alerts == {
+        "ConveyorEngineDown",
+        "ConveyorSidecarWorkerCrashes",
+        "ConveyorExposedToolTimeHigh",
+        "ConveyorRequestsWaiting",
+    }
+    assert all(
+        r["labels"]["team"] == "ml-platform" for g in rule["spec"]["groups"] for r in g["rules"]
+    )
+
+
+def test_alert_thresholds_are_values(render: Any) -> None:
+    rule = only(
+        render("prometheusRule.enabled=true", "prometheusRule.thresholds.requestsWaiting=42"),
+        "PrometheusRule",
+    )
+    waiting = next(r for r in rule["spec"]["groups"][0]["rules"] if r["alert"].endswith("Waiting"))
+    assert waiting["expr"].rstrip().endswith("> 42")
+    # Alert templates reach Prometheus unexpanded.
+    assert "{{ $labels.namespace }}" in waiting["annotations"]["summary"]
+
+
+def test_dashboards_configmap_carries_every_dashboard_with_the_sidecar_label(
+    default_objects: Objects, render: Any
+) -> None:
+    configmap = only(default_objects, "ConfigMap")
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    files = sorted(path.name for path in (chart.CHART / "dashboards").glob("*.json"))
+    assert sorted(configmap["data"]) == files
+    for name in files:
+        assert configmap["data"][name] == (chart.CHART / "dashboards" / name).read_text().rstrip(
+            "\n"
+        )
+    relabelled = only(
+        render("dashboards.label=dashboards", "dashboards.labelValue=conveyor"), "ConfigMap"
+    )
+    assert relabelled["metadata"]["labels"]["dashboards"] == "conveyor"
+    assert "grafana_dashboard" not in relabelled["metadata"]["labels"]
+    assert of_kind(render("dashboards.enabled=false"), "ConfigMap") == []
+
+
+@pytest.mark.parametrize("watch", ["", "models"])
+def test_notes_print_paste_able_commands(helm_binary: object, watch: str) -> None:
+    notes = chart.helm(
+        "install",
+        "conveyor",
+        str(chart.CHART),
+        "--dry-run=client",
+        "--namespace",
+        chart.NAMESPACE,
+        "--set",
+        f"operator.watchNamespace={watch}",
+    )
+    assert "kubectl -n conveyor-system rollout status deployment/conveyor-operator" in notes
+    assert "get conveyorservices" in notes
+    if watch:
+        assert "kubectl -n models get conveyorservices" in notes
