@@ -1,0 +1,51 @@
+"""Rendering: a ConveyorService object in, the desired children out. Pure; no API access."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from conveyor.operator.render._meta import MANAGED_BY, ConveyorService
+from conveyor.operator.render.deployment import deployment
+from conveyor.operator.render.network import service, service_monitor
+from conveyor.operator.render.scaling import horizontal_pod_autoscaler, pod_disruption_budget
+from conveyor.operator.render.tools_config import checksum, config_map
+
+
+@dataclass(frozen=True)
+class ChildKind:
+    """A kind of child the operator may own, with the API path parts to reach it."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+
+CHILD_KINDS = [
+    ChildKind("v1", "ConfigMap", "configmaps"),
+    ChildKind("apps/v1", "Deployment", "deployments"),
+    ChildKind("v1", "Service", "services"),
+    ChildKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
+    ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
+    ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+]
+
+
+def render(obj: dict[str, Any], *, service_monitors: bool = False) -> list[dict[str, Any]]:
+    """The children a ConveyorService should have, in apply order.
+
+    `service_monitors` says whether the cluster serves monitoring.coreos.com (only the operator
+    can find out); without it no ServiceMonitor is rendered even when the spec asks for one.
+    """
+    svc = ConveyorService.from_object(obj)
+    cm = config_map(svc)
+    children = [cm, deployment(svc, checksum(cm)), service(svc)]
+    if service_monitors and svc.spec.metrics.service_monitor:
+        children.append(service_monitor(svc))
+    for optional in (horizontal_pod_autoscaler(svc), pod_disruption_budget(svc)):
+        if optional is not None:
+            children.append(optional)
+    return children
+
+
+__all__ = ["CHILD_KINDS", "MANAGED_BY", "ChildKind", "ConveyorService", "render"]
