@@ -101,14 +101,14 @@ def test_namespaced_mode_uses_a_role_in_the_watched_namespace(render: Any) -> No
     assert binding["subjects"][0]["namespace"] == chart.NAMESPACE
     container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert "--namespace=models" in container["args"]
-    # Only the cluster-scoped CRD reads stay in the ClusterRole.
+    # Only the reads of cluster-scoped kinds (CRDs, nodes) stay in the ClusterRole.
     cluster_role = next(
         obj
         for obj in of_kind(rendered, "ClusterRole")
         if obj["metadata"]["name"].endswith("-operator")
     )
-    groups = {group for rule in cluster_role["rules"] for group in rule["apiGroups"]}
-    assert groups == {"apiextensions.k8s.io"}
+    resources = {res for rule in cluster_role["rules"] for res in rule["resources"]}
+    assert resources == {"customresourcedefinitions", "nodes"}
 
 
 def test_watch_release_namespace(render: Any) -> None:

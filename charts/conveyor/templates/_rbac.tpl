@@ -11,7 +11,7 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["conveyor.dev"]
   resources: ["conveyorservices/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # The children it renders; each is watched so a hand-made change is put back, and deleted when
 # its option is removed.
 - apiGroups: ["apps"]
@@ -29,10 +29,10 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# A model token secret that does not exist becomes a Degraded condition; the operator only checks
-# that it is there and never reads it into a child.
+# A token secret or a volume claim that does not exist becomes a Degraded condition; the operator
+# only checks that it is there and never copies a secret into a child.
 - apiGroups: [""]
-  resources: ["secrets"]
+  resources: ["secrets", "persistentvolumeclaims"]
   verbs: ["get"]
 - apiGroups: [""]
   resources: ["events"]
@@ -41,8 +41,12 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
 
 {{/* Rules on cluster-scoped resources: always a ClusterRole, whatever the mode. */}}
 {{- define "conveyor.operator.clusterRules" -}}
-# kopf discovers its resources and whether the Prometheus Operator's CRDs exist.
+# kopf follows CRDs coming and going (the Prometheus Operator's may be installed later).
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
+# The largest GPU count a node offers: a spec asking for more becomes a Degraded condition.
+- apiGroups: [""]
+  resources: ["nodes"]
+  verbs: ["list"]
 {{- end }}
