@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import tomllib
 from typing import Any
 
 import chart
@@ -61,25 +62,21 @@ def test_operator_deployment_is_one_recreated_hardened_replica(default_objects: 
     assert pod["serviceAccountName"] == only(default_objects, "ServiceAccount")["metadata"]["name"]
 
 
-def test_images_default_to_the_app_version(default_objects: Objects) -> None:
-    app_version = yaml.safe_load((chart.CHART / "Chart.yaml").read_text())["appVersion"]
+def test_the_image_defaults_to_the_app_version(default_objects: Objects) -> None:
+    chart_yaml = yaml.safe_load((chart.CHART / "Chart.yaml").read_text())
+    project = tomllib.loads((chart.ROOT / "operator" / "pyproject.toml").read_text())
+    assert chart_yaml["appVersion"] == project["project"]["version"]
     container = only(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"].endswith(f"/conveyor-operator:{app_version}")
-    env = {item["name"]: item["value"] for item in container["env"]}
-    assert env["CONVEYOR_RUNTIME_IMAGE"].endswith(f"/conveyor-runtime:{app_version}")
-    assert env["CONVEYOR_TOOLS_IMAGE"].endswith(f"/conveyor-tools:{app_version}")
-
-
-def test_image_repositories_and_tags_are_values(render: Any) -> None:
-    rendered = render(
-        "operator.image.repository=registry.example/op",
-        "operator.image.tag=dev",
-        "images.tools.tag=t1",
+    assert (
+        container["image"]
+        == f"ghcr.io/conveyor-serving/conveyor-operator:{project['project']['version']}"
     )
+
+
+def test_image_repository_and_tag_are_values(render: Any) -> None:
+    rendered = render("operator.image.repository=registry.example/op", "operator.image.tag=dev")
     container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert container["image"] == "registry.example/op:dev"
-    env = {item["name"]: item["value"] for item in container["env"]}
-    assert env["CONVEYOR_TOOLS_IMAGE"].endswith(":t1")
 
 
 def test_cluster_wide_mode_uses_one_cluster_role_and_watches_everything(

@@ -90,14 +90,6 @@ app.kubernetes.io/component: operator
 {{- end }}
 {{- end }}
 
-{{- define "conveyor.runtime.image" -}}
-{{- include "conveyor.image" (list .Values.images.runtime .) }}
-{{- end }}
-
-{{- define "conveyor.tools.image" -}}
-{{- include "conveyor.image" (list .Values.images.tools .) }}
-{{- end }}
-
 {{- define "conveyor.dashboards.fullname" -}}
 {{- printf "%s-dashboards" (include "conveyor.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
