@@ -1,0 +1,60 @@
+"""The sidecar's HTTP surface: the invocation websocket, the tool list, probes and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from conveyor.tools.sidecar.connection import Connection
+from conveyor.tools.sidecar.protocol import PROTOCOL
+from conveyor.tools.sidecar.service import Sidecar
+
+
+def create_app(hub: Sidecar) -> Starlette:
+    async def invocations(ws: WebSocket) -> None:
+        await Connection(ws, hub).run()
+
+    async def tools(request: Request) -> Response:
+        return JSONResponse(hub.specs())
+
+    async def healthz(request: Request) -> Response:
+        return PlainTextResponse("ok\n")
+
+    async def readyz(request: Request) -> Response:
+        body = {
+            "ready": hub.pool.is_warm() and not hub.draining,
+            "draining": hub.draining,
+            "protocol": PROTOCOL,
+            "workers_ready": sum(len(r) for r in hub.pool.ready.values()),
+            "isolation": hub.pool.applied,
+        }
+        return JSONResponse(body, status_code=200 if body["ready"] else 503)
+
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.close()
+
+    return Starlette(
+        routes=[
+            WebSocketRoute("/v1/invocations", invocations),
+            Route("/v1/tools", tools),
+            Route("/healthz", healthz),
+            Route("/readyz", readyz),
+            Route("/metrics", metrics),
+        ],
+        lifespan=lifespan,
+    )
