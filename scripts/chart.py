@@ -3,8 +3,8 @@
 `check` (what `make chart` runs): values.schema.json, crds/ and manifests/install.yaml are not
 stale; `helm lint` is clean; `helm template` renders with the default values and with every
 values file in charts/conveyor/ci/; every rendered object passes kubernetes-validate in strict mode
-for Kubernetes 1.35 (ServiceMonitor and PrometheusRule, which it does not know, pass structural
-schemas instead); every PromQL expression in the alerts and dashboards passes a light check.
+for Kubernetes 1.35 (the PrometheusRule, which it does not know, passes a structural schema
+instead); every PromQL expression in the alerts and dashboards passes a light check.
 `sync` regenerates the three generated files.
 """
 

@@ -1,9 +1,9 @@
 """Structural JSON schemas for the Prometheus Operator objects the chart renders.
 
-kubernetes-validate knows only built-in kinds; ServiceMonitor and PrometheusRule are custom
-resources of `monitoring.coreos.com/v1`. These schemas hold the subset of the upstream CRDs'
-fields that the chart may use, with the upstream types and required fields, and reject any other
-key — so a misspelt or misplaced field fails here as it would fail a strict API server.
+kubernetes-validate knows only built-in kinds; the PrometheusRule is a custom resource of
+`monitoring.coreos.com/v1`. The schema holds the subset of the upstream CRD's fields the chart
+may use, with the upstream types and required fields, and rejects any other key, so a misspelt
+or misplaced field fails here as it would fail a strict API server.
 """
 
 from __future__ import annotations
@@ -48,47 +48,6 @@ def _object(kind: str, spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-_ENDPOINT: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "port": {"type": "string"},
-        "targetPort": {"type": ["string", "integer"]},
-        "path": {"type": "string"},
-        "scheme": {"enum": ["http", "https", "HTTP", "HTTPS"]},
-        "interval": _DURATION,
-        "scrapeTimeout": _DURATION,
-        "honorLabels": {"type": "boolean"},
-    },
-    "additionalProperties": False,
-}
-
-SERVICE_MONITOR = _object(
-    "ServiceMonitor",
-    {
-        "type": "object",
-        "required": ["selector", "endpoints"],
-        "properties": {
-            "selector": {
-                "type": "object",
-                "properties": {"matchLabels": _STRING_MAP},
-                "additionalProperties": False,
-            },
-            "namespaceSelector": {
-                "type": "object",
-                "properties": {
-                    "any": {"type": "boolean"},
-                    "matchNames": {"type": "array", "items": {"type": "string"}},
-                },
-                "additionalProperties": False,
-            },
-            "endpoints": {"type": "array", "minItems": 1, "items": _ENDPOINT},
-            "jobLabel": {"type": "string"},
-            "targetLabels": {"type": "array", "items": {"type": "string"}},
-        },
-        "additionalProperties": False,
-    },
-)
-
 _RULE: dict[str, Any] = {
     "type": "object",
     "required": ["expr"],
@@ -130,6 +89,5 @@ PROMETHEUS_RULE = _object(
 )
 
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITOR,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
 }

@@ -31,12 +31,10 @@ def test_validation_rejects_an_unknown_field(default_objects: Objects) -> None:
     assert errors and "livenesProbe" in errors[0]
 
 
-def test_structural_schema_rejects_a_misplaced_servicemonitor_field(
-    all_features_objects: Objects,
-) -> None:
-    monitor = copy.deepcopy(only(all_features_objects, "ServiceMonitor"))
-    monitor["spec"]["endpoints"][0]["intervall"] = "30s"
-    assert any("intervall" in error for error in chart.validate_object(monitor))
+def test_structural_schema_rejects_a_bad_prometheusrule(all_features_objects: Objects) -> None:
+    rule = copy.deepcopy(only(all_features_objects, "PrometheusRule"))
+    rule["spec"]["groups"][0]["rules"][0]["fore"] = "5m"
+    assert any("fore" in error for error in chart.validate_object(rule))
     rule = copy.deepcopy(only(all_features_objects, "PrometheusRule"))
     rule["spec"]["groups"][0]["rules"][0]["expr"] = "sum(rate(x[5m])"
     assert any("unclosed" in error for error in chart.validate_object(rule))
@@ -113,6 +111,17 @@ def test_watch_release_namespace(render: Any) -> None:
     assert role["metadata"]["namespace"] == chart.NAMESPACE
 
 
+def test_namespaced_mode_without_cluster_roles(render: Any) -> None:
+    restricted = render(values_files=(chart.CHART / "ci" / "namespaced-restricted-values.yaml",))
+    assert of_kind(restricted, "ClusterRole") == of_kind(restricted, "ClusterRoleBinding") == []
+    assert only(restricted, "Role")["metadata"]["namespace"] == chart.NAMESPACE
+    # Cluster-wide mode needs its ClusterRole whatever rbac.clusterReads says.
+    (role,) = of_kind(
+        render("rbac.clusterReads=false", "rbac.aggregateToDefaultRoles=false"), "ClusterRole"
+    )
+    assert "nodes" not in {res for rule in role["rules"] for res in rule["resources"]}
+
+
 def test_optional_features_are_off_by_default(default_objects: Objects) -> None:
     kinds = {obj["kind"] for obj in default_objects}
     assert kinds == {
@@ -124,16 +133,9 @@ def test_optional_features_are_off_by_default(default_objects: Objects) -> None:
     }
 
 
-def test_all_features_render_the_monitoring_objects(all_features_objects: Objects) -> None:
-    monitor = only(all_features_objects, "ServiceMonitor")
-    service = only(all_features_objects, "Service")
-    assert monitor["metadata"]["labels"]["release"] == "prometheus"
-    selector = monitor["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= service["metadata"]["labels"].items()
-    container = only(all_features_objects, "Deployment")["spec"]["template"]["spec"]["containers"]
-    ports = {port["name"] for port in container[0]["ports"]}
-    assert service["spec"]["ports"][0]["targetPort"] in ports
+def test_all_features_render_the_alerts(all_features_objects: Objects) -> None:
     rule = only(all_features_objects, "PrometheusRule")
+    assert rule["metadata"]["labels"]["release"] == "prometheus"
     alerts = {r["alert"] for group in rule["spec"]["groups"] for r in group["rules"]}
     assert alerts == {
         "ConveyorEngineDown",

@@ -230,6 +230,18 @@ def test_rbac_is_exactly_what_the_operator_uses(api_server: str, render: Any, mo
     assert sorted(given - needed) == [], "the chart grants these but the operator never uses them"
 
 
+def test_without_cluster_reads_only_the_tolerated_checks_go(api_server: str, render: Any) -> None:
+    needed = kube_permissions(api_server) | kopf_permissions()
+    given = granted(operator_roles(render("operator.watchNamespace=m", "rbac.clusterReads=false")))
+    # The operator carries on without these: kopf scans CRDs once, the GPU check is skipped.
+    assert needed - given == {
+        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
+        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
+        ("", "nodes", "list"),
+    }
+    assert given <= needed
+
+
 def test_namespaced_mode_keeps_namespaced_permissions_in_the_namespace(render: Any) -> None:
     rendered = render("operator.watchNamespace=models")
     cluster = granted(

@@ -67,7 +67,7 @@ def test_default_values_satisfy_the_schema() -> None:
         ("operator.logLevel=verbose", "logLevel"),
         ("operator.image.repository=", "repository"),
         ("dashboards.label=", "label"),
-        ("serviceMonitor.interval=soon", "interval"),
+        ("prometheusRule.thresholds.engineDownFor=soon", "engineDownFor"),
         ("prometheusRule.thresholds.exposedToolTimeRatio=2", "exposedToolTimeRatio"),
         ("rbac.create=maybe", "create"),
         ("operator.podAnnotations.a=null", "podAnnotations"),
