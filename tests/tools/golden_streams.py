@@ -1,4 +1,5 @@
 """Golden replies for every tool-call format, with the events they must give (whole or chunked)."""
+# ruff: noqa: E501 - a golden reply reads best on one line
 
 from __future__ import annotations
 
