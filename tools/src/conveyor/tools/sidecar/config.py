@@ -14,7 +14,6 @@ from typing import Any
 
 import yaml
 
-
 # Tools that reach other services: they get a network unless tools.yaml says otherwise.
 NEEDS_NETWORK = frozenset({"search"})
 

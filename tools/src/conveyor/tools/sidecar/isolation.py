@@ -70,6 +70,10 @@ def enter_namespaces(network: bool, workdir: str, hide_paths: list[str]) -> tupl
     except OSError:
         return applied, workdir
     try:
+        applied += _expose_interpreter(workdir)
+    except OSError:
+        return applied, workdir
+    try:
         # /tmp last: once it is covered, a workdir below it can no longer be named.
         for path in ("/var/tmp", "/dev/shm", "/tmp"):
             if os.path.isdir(path):
@@ -96,6 +100,49 @@ def enter_namespaces(network: bool, workdir: str, hide_paths: list[str]) -> tupl
     return applied, workdir
 
 
+def _private_ancestor(path: str) -> str | None:
+    """The highest directory above ``path`` that other users may not traverse (like /root)."""
+    parts = path.strip("/").split("/")
+    for n in range(1, len(parts)):
+        ancestor = "/" + "/".join(parts[:n])
+        if not os.stat(ancestor).st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def _expose_interpreter(stage_root: str) -> list[str]:
+    """Keep the interpreter's own files readable after the uid change.
+
+    When Python lives under a private directory (pyenv in /root), the worker could not import
+    after dropping root. In the worker's own mount namespace the private directory is covered
+    by an empty tmpfs (hiding everything else in it) and only the interpreter is put back.
+    """
+    import sys
+
+    candidates = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, *sys.path) if p}
+    needed = sorted(p for p in candidates if os.path.isdir(p) and _private_ancestor(p))
+    roots: list[str] = []
+    for path in needed:  # sorted: a parent comes before what it contains
+        if not any(path.startswith(r + "/") for r in roots):
+            roots.append(path)
+    if not roots:
+        return []
+    stages = []
+    for n, path in enumerate(roots):
+        stage = os.path.join(stage_root, f".expose-{n}")
+        os.mkdir(stage)
+        _mount(path, stage, "", MS_BIND | MS_REC)
+        stages.append(stage)
+    for blocker in sorted({_private_ancestor(p) or "" for p in roots}):
+        _mount("tmpfs", blocker, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=64k")
+    for path, stage in zip(roots, stages, strict=True):
+        os.makedirs(path, exist_ok=True)
+        _mount(stage, path, "", MS_BIND | MS_REC)
+        _libc.umount2(stage.encode(), 2)  # MNT_DETACH
+        os.rmdir(stage)
+    return ["interpreter exposed, its private parent hidden: " + ", ".join(roots)]
+
+
 def drop_privileges(uid: int) -> list[str]:
     """As root: become ``uid`` (group ``uid``, no supplementary groups), losing every capability."""
     if os.geteuid() != 0 or uid <= 0:
@@ -104,6 +151,14 @@ def drop_privileges(uid: int) -> list[str]:
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)
     return [f"dedicated uid {uid}"]
+
+
+def die_with_parent(parent: int) -> None:
+    """Be killed when the sidecar dies (set after the uid change, which clears it)."""
+    PR_SET_PDEATHSIG = 1
+    _libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    if os.getppid() != parent:  # the sidecar died before the prctl took effect
+        os._exit(1)
 
 
 def _set(kind: int, soft: int, hard: int | None = None) -> None:

@@ -294,6 +294,10 @@ class WorkerPool:
                 raise RuntimeError(f"worker did not start (said {msg!r})")
         except Exception as e:
             self.starting[network] -= 1
+            if self.closing:
+                if worker is not None and worker.pid:
+                    worker.kill("shutdown")
+                return
             self.failures += 1
             self.metrics.worker_start_failures.inc()
             log.error("worker start failed: %s", e)

@@ -72,44 +72,52 @@ class Worker:
         self.writer = writer
         self.session_state: dict[str, Any] = {}
         self.calls = 0
+        self._getter: asyncio.Future[dict[str, Any] | None] | None = None
 
     def send(self, obj: dict[str, Any]) -> None:
         self.writer.write(pack_json(obj))
 
+    def _next(self) -> asyncio.Future[dict[str, Any] | None]:
+        """The pending read of the next message; one at a time, never cancelled (no lost bytes)."""
+        if self._getter is None:
+            self._getter = asyncio.ensure_future(read_message(self.reader, MAX_INBOUND))
+        return self._getter
+
+    def _take(self) -> dict[str, Any] | None:
+        getter, self._getter = self._getter, None
+        assert getter is not None
+        return getter.result()
+
     async def run(self) -> None:
         while True:
-            msg = await read_message(self.reader, MAX_INBOUND)
+            await self._next()
+            msg = self._take()
             if msg is None:
                 return
             if msg.get("type") != "open":
                 continue  # a late frame of an invocation that already ended
             queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(QUEUE_SIZE)
             task = asyncio.create_task(self._invoke(msg, queue))
-            keep_going = await self._pump(task, queue)
-            if not keep_going:
+            if not await self._pump(task, queue, bool(msg.get("session"))):
                 return
 
-    async def _pump(self, task: asyncio.Task[bool], queue: asyncio.Queue[dict[str, Any]]) -> bool:
+    async def _pump(
+        self, task: asyncio.Task[bool], queue: asyncio.Queue[dict[str, Any]], session: bool
+    ) -> bool:
         """Feed this invocation's frames to its task until it ends; True if the worker stays."""
-        reading = asyncio.ensure_future(read_message(self.reader, MAX_INBOUND))
-        try:
-            while True:
-                done, _ = await asyncio.wait({task, reading}, return_when=asyncio.FIRST_COMPLETED)
-                if task in done:
-                    return task.result()
-                msg = reading.result()
-                if msg is None:
-                    task.cancel()
-                    return False
-                if msg.get("type") == "cancel":
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    return bool(msg.get("session"))
-                await queue.put(msg)
-                reading = asyncio.ensure_future(read_message(self.reader, MAX_INBOUND))
-        finally:
-            if not reading.done():
-                reading.cancel()
+        while True:
+            done, _ = await asyncio.wait({task, self._next()}, return_when=asyncio.FIRST_COMPLETED)
+            if task in done:
+                return task.result()
+            msg = self._take()
+            if msg is None:
+                task.cancel()
+                return False
+            if msg.get("type") == "cancel":
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                return session
+            await queue.put(msg)
 
     async def _timed(self, inv: _Invocation, coro: Any) -> Any:
         t0 = time.time()
@@ -212,7 +220,9 @@ async def _serve(fd: int) -> None:
     registry = tool_registry(list(boot.get("validated", [])))  # imports every tool now
     import conveyor.tools.units  # noqa: F401 - warm: the first unit must not pay an import
 
+    parent = os.getppid()
     applied += isolation.drop_privileges(int(boot["uid"]))
+    isolation.die_with_parent(parent)
     os.chdir(workdir)
     tempfile.tempdir = workdir
     applied += isolation.apply_rlimits(isolation.WorkerLimits(**boot["limits"]))
