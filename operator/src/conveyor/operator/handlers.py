@@ -213,7 +213,12 @@ def build_registry(
             # Reported already; let kopf try again later with its back-off.
             raise kopf.TemporaryError("some children could not be applied", delay=30)
 
-    @kopf.timer(GROUP, VERSION, PLURAL, interval=resync_seconds, registry=registry)
+    # The first pass is the create/resume handler's; the timer re-checks what no event reports
+    # (a Secret created later, nodes with GPUs joining).
+    @kopf.timer(
+        GROUP, VERSION, PLURAL, interval=resync_seconds, initial_delay=resync_seconds,
+        registry=registry,
+    )  # fmt: skip
     async def resync(body: kopf.Body, **_: Any) -> None:
         await reconciler.reconcile(copy.deepcopy(dict(body)))
 

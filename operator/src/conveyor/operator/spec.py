@@ -119,11 +119,12 @@ class EngineSpec:
         maximum=1,
     )
     extra_args: list[str] = prop(
-        "More vLLM engine arguments, passed through as written.", default=[]
+        "More vLLM engine arguments, passed through as written.", default=[], maxItems=128
     )
     env: list[dict[str, Any]] = prop(
         "More environment variables for the runtime container (Kubernetes EnvVar objects).",
         default=[],
+        maxItems=128,
         items={
             "type": "object",
             "required": ["name"],
@@ -212,6 +213,7 @@ class ToolsSpec:
         "Names of the tools the model may call (python, sqlite, search, calculator, planner).",
         default=["python"],
         minItems=1,
+        maxItems=32,
         items={"type": "string", "pattern": _TOOL_NAME},
         extra=_SET,
     )
@@ -225,6 +227,8 @@ class ToolsSpec:
     config: dict[str, dict[str, Any]] = prop(
         "Settings per tool, by tool name; written to the tools ConfigMap as they are.",
         default={},
+        # Bounds keep the CEL rules' estimated cost under the API server's budget.
+        maxProperties=32,
     )
 
 
@@ -276,6 +280,7 @@ class ConveyorServiceSpec:
     tolerations: list[dict[str, Any]] = prop(
         "Pod tolerations (a GPU toleration is added when resources.gpus > 0).",
         default=[],
+        maxItems=64,
         items={
             "type": "object",
             "properties": {
@@ -293,7 +298,7 @@ class ConveyorServiceSpec:
     affinity: dict[str, Any] = prop("Pod affinity (a Kubernetes Affinity object).", default={})
     priority_class_name: str | None = prop("Pod priority class.", default=None, minLength=1)
     image_pull_secrets: list[str] = prop(
-        "Names of Secrets for pulling the images.", default=[], extra=_SET
+        "Names of Secrets for pulling the images.", default=[], maxItems=16, extra=_SET
     )
     service_account_name: str | None = prop(
         "Service account of the pods (its token is never mounted).", default=None, minLength=1
