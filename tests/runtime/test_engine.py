@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from conveyor.runtime.engine import literal_regex, sampling_params
+from conveyor.runtime.engine import sampling_params
 from conveyor.runtime.generate import generate
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]

@@ -14,7 +14,7 @@ from conveyor.runtime.model import DEFAULT_MODEL_DIR, ModelError, build_tiny, ch
 def _resolve_model(value: str | None) -> str:
     """The model to load: the tiny default (built on first use), a checked directory, or a hub id.
 
-    A hub id (``org/name``, not an existing path) goes to vLLM untouched: that is the GPU-cluster case.
+    A hub id (``org/name``, not an existing path) goes to vLLM untouched: the GPU-cluster case.
     """
     if value is None:
         return str(build_tiny(DEFAULT_MODEL_DIR))
