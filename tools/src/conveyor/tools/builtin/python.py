@@ -5,8 +5,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import io
-import itertools
-import linecache
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -15,7 +13,7 @@ from conveyor.tools._tool import Reject, Result, Tool
 from conveyor.tools.builtin._capture import captured
 from conveyor.tools.units import ParseError, Segmenter, Statement, Unit, Whole, code_field
 
-_cells = itertools.count()
+FILENAME = "<python>"
 
 
 class PythonTool(Tool):
@@ -43,7 +41,6 @@ class PythonTool(Tool):
         self._stderr = io.StringIO()
         self._error: str | None = None
         self._executor: ThreadPoolExecutor | None = None
-        self._filename = f"<python-{next(_cells)}>"
         self._source: list[str] = []
 
     def segmenter(self) -> Segmenter:
@@ -85,38 +82,44 @@ class PythonTool(Tool):
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
-        linecache.cache.pop(self._filename, None)
 
     def _run(self, stmt: Statement) -> None:
         # Line numbers in tracebacks match the model's code: pad to the statement's first line.
         self._source.extend([""] * (stmt.first_line - 1 - len(self._source)))
         self._source[stmt.first_line - 1 :] = stmt.code.splitlines(keepends=True)
-        lines = [ln if ln.endswith("\n") else ln + "\n" for ln in self._source]
-        linecache.cache[self._filename] = (len(stmt.code), None, lines, self._filename)
         with captured(self._stdout, self._stderr):
             try:
-                tree = ast.parse("\n" * (stmt.first_line - 1) + stmt.code, self._filename)
+                tree = ast.parse("\n" * (stmt.first_line - 1) + stmt.code, FILENAME)
                 for node in tree.body:
                     self._run_node(node)
             except BaseException as exc:  # noqa: B036 - a SystemExit from model code is its error
-                self._error = "".join(_user_traceback(exc, self._filename))
+                self._error = _user_traceback(exc, self._source)
 
     def _run_node(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Expr):
-            code = compile(ast.Expression(node.value), self._filename, "eval")
+            code = compile(ast.Expression(node.value), FILENAME, "eval")
             value = eval(code, self._namespace)  # noqa: S307 - running the model's code is the job
             if value is not None:
                 print(repr(value))
             return
         module = ast.Module(body=[node], type_ignores=[])
-        exec(compile(module, self._filename, "exec"), self._namespace)  # noqa: S102
+        exec(compile(module, FILENAME, "exec"), self._namespace)  # noqa: S102
 
 
-def _user_traceback(exc: BaseException, filename: str) -> list[str]:
-    """The traceback without the interpreter's own frames."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_frame.f_code.co_filename != filename:
-        tb = tb.tb_next
+def _user_traceback(exc: BaseException, source: list[str]) -> str:
+    """The traceback of the model's code: its frames only, with its own source lines."""
     if isinstance(exc, SyntaxError):
-        return traceback.format_exception_only(type(exc), exc)
-    return traceback.format_exception(type(exc), exc, tb)
+        return "".join(traceback.format_exception_only(type(exc), exc))
+    frames = []
+    for frame in traceback.extract_tb(exc.__traceback__):
+        if frame.filename == FILENAME:
+            n = frame.lineno or 0
+            line = source[n - 1].strip() if 0 < n <= len(source) else None
+            frames.append(traceback.FrameSummary(FILENAME, n, frame.name, line=line))
+        elif frames:
+            frames.append(frame)  # library frames below the model's code still help
+    return (
+        "Traceback (most recent call last):\n"
+        + "".join(traceback.StackSummary.from_list(frames).format())
+        + "".join(traceback.format_exception_only(type(exc), exc))
+    )
