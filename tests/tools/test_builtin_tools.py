@@ -103,7 +103,10 @@ async def test_python_runs_statement_one_before_statement_two_arrives(tmp_path: 
 
 
 async def test_python_error_has_traceback_and_stops_the_call() -> None:
-    code = "import sys\nprint('out')\nprint('err', file=sys.stderr)\ndef f():\n    return 1 / 0\n\nf()\nprint('never')\n"
+    code = (
+        "import sys\nprint('out')\nprint('err', file=sys.stderr)\n"
+        "def f():\n    return 1 / 0\n\nf()\nprint('never')\n"
+    )
     result, _ = await drive(default_registry().create("python"), json.dumps({"code": code}), 5)
     assert result.is_error
     assert result.content.startswith("out\nerr\nTraceback")
@@ -145,7 +148,9 @@ async def test_sqlite_runs_the_query_when_the_field_closes(database: Path) -> No
     t = default_registry().create("sqlite", {"database": str(database)})
     await t.start()
     await t.feed(Field(("query",), "SELECT count(*) FROM items"))
-    database.unlink()  # the query already ran: removing the file now changes nothing
+    await asyncio.to_thread(
+        database.unlink
+    )  # the query already ran: removing the file now changes nothing
     assert (await t.finish()).data == {"columns": ["count(*)"], "rows": [[2]]}
 
 
