@@ -204,9 +204,9 @@ def build_registry(
             private_key_path=creds.private_key_path,
         )
 
-    @kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)
-    @kopf.on.update(GROUP, VERSION, PLURAL, registry=registry)
+    @kopf.on.resume(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.create(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
+    @kopf.on.update(GROUP, VERSION, PLURAL, id="reconcile", registry=registry)
     async def service_changed(body: kopf.Body, **_: Any) -> None:
         problems = await reconciler.reconcile(copy.deepcopy(dict(body)))
         if any(p.reason in ("ApplyFailed", "ClusterUnreachable") for p in problems):
@@ -216,7 +216,7 @@ def build_registry(
     # The first pass is the create/resume handler's; the timer re-checks what no event reports
     # (a Secret created later, nodes with GPUs joining).
     @kopf.timer(
-        GROUP, VERSION, PLURAL, interval=resync_seconds, initial_delay=resync_seconds,
+        GROUP, VERSION, PLURAL, interval=resync_seconds, initial_delay=resync_seconds, id="resync",
         registry=registry,
     )  # fmt: skip
     async def resync(body: kopf.Body, **_: Any) -> None:
