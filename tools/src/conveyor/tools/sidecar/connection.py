@@ -14,7 +14,7 @@ import logging
 from collections import OrderedDict
 from typing import TYPE_CHECKING
 
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from conveyor.tools.sidecar.invocation import Invocation, State
 from conveyor.tools.sidecar.protocol import (
@@ -98,17 +98,20 @@ class Connection:
             if self.closing is not None:
                 try:
                     await self.ws.close(*self.closing)
-                except (RuntimeError, OSError):
+                except (RuntimeError, OSError, WebSocketDisconnect):
                     pass
             self.hub.connections.discard(self)
             self.hub.metrics.connections.dec()
 
     async def _write_loop(self) -> None:
-        while True:
-            frame = await self.outbox.get()
-            if frame is None:
-                return
-            await self.ws.send_text(frame)
+        try:
+            while True:
+                frame = await self.outbox.get()
+                if frame is None:
+                    return
+                await self.ws.send_text(frame)
+        except (WebSocketDisconnect, RuntimeError, OSError):
+            return  # the client is gone; the read side ends the connection
 
     async def _read_loop(self) -> None:
         receive = self.ws.receive

@@ -11,6 +11,8 @@ then killed by uid, its directory removed and its uid freed. The exit is mapped 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import logging
 import os
 import shutil
@@ -28,6 +30,8 @@ from conveyor.tools.sidecar.config import Limits, SidecarConfig, ToolSettings
 from conveyor.tools.sidecar.metrics import LIMITS, SidecarMetrics
 
 log = logging.getLogger("conveyor.tools.sidecar")
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+PR_SET_CHILD_SUBREAPER = 36
 
 
 class WorkerOwner(Protocol):
@@ -170,22 +174,35 @@ class WorkerProcess:
 
 
 def _kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid`` until none is left (a fork bomb keeps forking)."""
-    for _ in range(50):
-        found = False
+    """SIGKILL every process of ``uid`` until none is left (a fork bomb keeps forking).
+
+    The sidecar is a child subreaper, so the bomb's orphans become its children: their zombies
+    are reaped here, or they would count against the next worker's RLIMIT_NPROC.
+    """
+    me = os.getpid()
+    for _ in range(200):
+        alive = 0
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
                 if entry.stat().st_uid != uid:
                     continue
-                os.kill(int(entry.name), signal.SIGKILL)
-                found = True
-            except (FileNotFoundError, ProcessLookupError):
+                pid = int(entry.name)
+                with open(f"/proc/{pid}/stat", "rb") as f:
+                    fields = f.read().rsplit(b")", 1)[1].split()
+                state, ppid = fields[0], int(fields[1])
+                if state == b"Z":
+                    if ppid == me:
+                        os.waitpid(pid, os.WNOHANG)
+                    continue
+                os.kill(pid, signal.SIGKILL)
+                alive += 1
+            except (FileNotFoundError, ProcessLookupError, ChildProcessError, IndexError):
                 continue
-        if not found:
+        if not alive:
             return
-        time.sleep(0.01)
+        time.sleep(0.005)
 
 
 class WorkerPool:
@@ -216,6 +233,9 @@ class WorkerPool:
         self.on_ready: Callable[[], None] | None = None
 
     async def start(self) -> None:
+        if self.privileged:
+            # Orphans of a worker (a fork bomb's children) become ours, so we can reap them.
+            _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         root = self.config.isolation.workdir_root or tempfile.gettempdir()
         self.root_dir = tempfile.mkdtemp(prefix="conveyor-sidecar-", dir=root)
         os.chmod(self.root_dir, 0o711)  # workers may enter their own directory, not list others

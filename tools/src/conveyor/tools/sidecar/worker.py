@@ -11,6 +11,7 @@ serves a second invocation unless both belong to one session: the sidecar kills 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -189,6 +190,14 @@ class Worker:
             dropped = len(content) - inv.max_output
             content = content[: inv.max_output] + f"\n[output truncated: {dropped} more characters]"
         data = result.data if isinstance(result.data, dict) else None
+        if data is not None:
+            try:
+                size = len(json.dumps(data))
+            except (TypeError, ValueError):
+                data, size = None, 0
+            if size > inv.max_output:
+                data = None
+                content += f"\n[result data dropped: {size} bytes, over the output limit]"
         msg = {
             "type": "result",
             "content": content,
@@ -196,11 +205,7 @@ class Worker:
             "data": data,
             "timing": inv.timing(time.time()),
         }
-        try:
-            self.send(msg)
-        except (TypeError, ValueError):
-            msg["data"] = None  # not JSON-able: keep the content
-            self.send(msg)
+        self.send(msg)
 
     def _error(self, inv_id: str, message: str, reason: str) -> None:
         self.send({"type": "error", "message": message, "reason": reason})
@@ -226,8 +231,10 @@ async def _serve(fd: int) -> None:
     os.chdir(workdir)
     tempfile.tempdir = workdir
     applied += isolation.apply_rlimits(isolation.WorkerLimits(**boot["limits"]))
-    if not os.environ:
-        applied.append("empty environment")
+    # Spawned with an empty environment; Python itself may add LC_CTYPE (PEP 538): drop it.
+    for key in list(os.environ):
+        del os.environ[key]
+    applied.append("empty environment")
     applied.append("private working directory")
     writer.write(pack_json({"type": "ready", "applied": applied, "pid": os.getpid()}))
     await Worker(registry, reader, writer).run()
