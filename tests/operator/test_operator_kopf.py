@@ -7,8 +7,14 @@ Deployment's status itself, and plays the garbage collector nowhere (no test nee
 
 from __future__ import annotations
 
+import asyncio
+import socket
+import sys
+from pathlib import Path
 from typing import Any
 
+import aiohttp
+import yaml
 from conftest import Cluster
 
 NS = "serving"
@@ -174,3 +180,49 @@ async def test_missing_secret_makes_it_degraded_with_an_event(operator: Cluster)
         )
 
     await operator.eventually(f"/api/v1/namespaces/{NS}/events", has_event)
+
+
+async def test_the_command_runs_the_operator_with_its_liveness_endpoint(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """`conveyor-operator run` as its own process, namespaced, with a kubeconfig."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kmock", "cluster": {"server": cluster.url}}],
+                "users": [{"name": "test", "user": {}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+                "current-context": "kmock",
+            }
+        )
+    )
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "conveyor.operator.cli", "run",
+        "--namespace", NS, "--kubeconfig", str(kubeconfig), "--liveness-port", str(port),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        async with aiohttp.ClientSession() as http:
+            for _ in range(300):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/healthz") as resp:
+                        if resp.status == 200:
+                            break
+                except aiohttp.ClientConnectionError:
+                    pass
+                assert process.returncode is None, "the operator exited"
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("no liveness endpoint")
+        await create(cluster, TINY)
+        await cluster.eventually(DEPLOYMENT, lambda o: o is not None, within=30)
+    finally:
+        process.terminate()
+        _, stderr = await process.communicate()
+    assert process.returncode == 0, stderr.decode()[-2000:]

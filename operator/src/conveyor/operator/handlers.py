@@ -191,6 +191,9 @@ def build_registry(
         )
         # The reconciler posts the events that matter; kopf's per-handler ones are noise.
         settings.posting.level = logging.WARNING
+        # Resources are discovered once at start. Without this kopf would also watch Namespaces
+        # and CRDs, which needs cluster-wide RBAC even for an operator given --namespace.
+        settings.scanning.disabled = True
 
     @kopf.on.login(registry=registry)
     def login(**_: Any) -> kopf.ConnectionInfo:
