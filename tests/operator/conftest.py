@@ -115,6 +115,13 @@ def _declare_resources(emulator: Emulator) -> None:
         shortnames={"cvs"},
         subresources={"status", "scale"},
     )
+    # As if the Prometheus Operator were installed.
+    emulator.resources["monitoring.coreos.com/v1/servicemonitors"] = kmock.ResourceInfo(
+        kind="ServiceMonitor",
+        singular="servicemonitor",
+        namespaced=True,
+        verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+    )
 
 
 @pytest.fixture()

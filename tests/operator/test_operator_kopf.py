@@ -24,6 +24,7 @@ SERVICE = f"/api/v1/namespaces/{NS}/services/demo"
 CONFIG_MAP = f"/api/v1/namespaces/{NS}/configmaps/demo-tools"
 PDB = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/demo"
 HPA = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/demo"
+SERVICE_MONITOR = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/demo"
 MERGE = "application/merge-patch+json"
 
 
@@ -136,6 +137,14 @@ async def test_spec_changes_reach_the_children(operator: Cluster) -> None:
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 3
     await operator.call("PATCH", f"{CVS}/demo", {"spec": {"autoscaling": None}}, MERGE)
     await operator.eventually(HPA, lambda o: o is None)
+
+    monitor = {"spec": {"metrics": {"serviceMonitor": True, "interval": "10s"}}}
+    await operator.call("PATCH", f"{CVS}/demo", monitor, MERGE)
+    sm = await operator.eventually(SERVICE_MONITOR, lambda o: o is not None)
+    assert sm is not None and sm["spec"]["endpoints"][0]["interval"] == "10s"
+    off = {"spec": {"metrics": {"serviceMonitor": False}}}
+    await operator.call("PATCH", f"{CVS}/demo", off, MERGE)
+    await operator.eventually(SERVICE_MONITOR, lambda o: o is None)
 
 
 async def test_children_changed_or_deleted_by_hand_are_put_back(operator: Cluster) -> None:
