@@ -34,10 +34,14 @@ def _add_model_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
 
 
-def _engine_options(args: argparse.Namespace):
-    from conveyor.runtime.engine import EngineOptions
+def _engine_options(args: argparse.Namespace, engine_argv: list[str] | None = None):
+    from conveyor.runtime.engine import EngineOptions, engine_overrides
 
-    return EngineOptions(model=_resolve_model(args.model), max_model_len=args.max_model_len)
+    return EngineOptions(
+        model=_resolve_model(args.model),
+        max_model_len=args.max_model_len,
+        extra=engine_overrides(engine_argv or []),
+    )
 
 
 def _cmd_build_tiny(args: argparse.Namespace) -> None:
@@ -49,6 +53,12 @@ def _cmd_generate(args: argparse.Namespace) -> None:
     from conveyor.runtime.generate import run
 
     run(_engine_options(args), args.prompt, args.max_tokens, args.force, args.raw)
+
+
+def _cmd_serve(args: argparse.Namespace) -> None:
+    from conveyor.runtime.serve import run
+
+    run(args, _engine_options(args, args.engine_argv))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -82,11 +92,28 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--force", metavar="TEXT", help="make the model emit exactly TEXT")
     gen.add_argument("--raw", action="store_true", help="send the prompt as-is, no chat template")
     gen.set_defaults(func=_cmd_generate)
+
+    from conveyor.runtime.serve import add_serve_args
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the OpenAI-compatible API with hosted tools",
+        description="Serve /v1/chat/completions on vLLM with tools that run while the model "
+        "writes their calls. Without --sidecar an embedded tool sidecar is started. Any other "
+        "option is a vLLM engine argument (e.g. --tensor-parallel-size 2 "
+        "--gpu-memory-utilization 0.9) and is passed through.",
+    )
+    _add_model_args(serve)
+    add_serve_args(serve)
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = build_parser().parse_args(argv)
+    args, rest = build_parser().parse_known_args(argv)
+    if rest and args.command != "serve":
+        build_parser().error(f"unrecognized arguments: {' '.join(rest)}")
+    args.engine_argv = rest
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

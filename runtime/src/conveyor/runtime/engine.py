@@ -66,8 +66,26 @@ class EngineOptions:
         return AsyncEngineArgs(**(kwargs | self.extra))
 
 
+def engine_overrides(argv: list[str]) -> dict[str, Any]:
+    """vLLM engine arguments from a command line (``--tensor-parallel-size 2 ...``) as keyword
+    overrides of ``AsyncEngineArgs``: only what the command line changes from vLLM's defaults."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    parser = FlexibleArgumentParser(prog="conveyor serve (vLLM engine arguments)")
+    AsyncEngineArgs.add_cli_args(parser)
+    given = vars(parser.parse_args(["--model", "_", *argv]))
+    default = vars(parser.parse_args(["--model", "_"]))
+    return {k: v for k, v in given.items() if k != "model" and v != default.get(k)}
+
+
 def sampling_params(
-    max_tokens: int, *, force: str | None = None, temperature: float = 0.0, seed: int | None = 0
+    max_tokens: int,
+    *,
+    force: str | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = 0,
 ) -> SamplingParams:
     """Delta-streaming sampling parameters; ``force`` pins the output to an exact text."""
     from vllm import SamplingParams
@@ -81,6 +99,7 @@ def sampling_params(
     return SamplingParams(
         max_tokens=max_tokens,
         temperature=temperature,
+        top_p=top_p,
         seed=seed,
         structured_outputs=structured,
         output_kind=RequestOutputKind.DELTA,
@@ -134,13 +153,25 @@ class Engine:
         """Text deltas as the engine makes them; closing the iterator aborts the request."""
         from vllm.inputs import TokensPrompt
 
-        async for output in self.llm.generate(
-            TokensPrompt(prompt_token_ids=prompt_ids), params, request_id
-        ):
-            completion = output.outputs[0]
-            yield Delta(
-                completion.text, len(completion.token_ids), completion.finish_reason, time.time()
-            )
+        outputs = self.llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
+        try:
+            async for output in outputs:
+                completion = output.outputs[0]
+                yield Delta(
+                    completion.text,
+                    len(completion.token_ids),
+                    completion.finish_reason,
+                    time.time(),
+                )
+        finally:
+            # Closing vLLM's generator early aborts the request in the engine at once.
+            await outputs.aclose()
+
+    async def check_health(self) -> None:
+        """Raise if the engine is dead or shut down."""
+        if self.llm is None:
+            raise RuntimeError("the engine is shut down")
+        await self.llm.check_health()
 
     async def abort(self, request_id: str) -> None:
         await self.llm.abort(request_id)

@@ -1,0 +1,170 @@
+"""One tool call inside an assistant turn: its units, its sidecar invocation, its outcome.
+
+A hosted call is cut into units by its tool's segmenter. In partial mode every unit goes to the
+sidecar the moment it is complete; in sequential mode the units are held and the invocation
+opens only once the call is complete. Either way ``outcome`` is known at the end of the turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from conveyor.tools.client import Invocation, Outcome, SidecarClient
+from conveyor.tools.units import ParseError as UnitParseError
+from conveyor.tools.units import Segmenter, Unit
+
+
+class CallKind(Enum):
+    HOSTED = "hosted"  # runs on the sidecar
+    CLIENT = "client"  # returned to the client, as in the OpenAI API
+    INVALID = "invalid"  # unknown tool or malformed: an error result goes back to the model
+
+
+class CallState(Enum):
+    WRITING = "writing"  # the model is still writing the call
+    COMPLETE = "complete"  # the whole call is written
+    ENDED = "ended"  # the outcome is known
+
+    def to(self, new: CallState) -> CallState:
+        if new not in _CALL_TRANSITIONS[self]:
+            raise RuntimeError(f"illegal call transition {self.value} -> {new.value}")
+        return new
+
+
+_CALL_TRANSITIONS = {
+    CallState.WRITING: {CallState.COMPLETE, CallState.ENDED},
+    CallState.COMPLETE: {CallState.ENDED},
+    CallState.ENDED: set(),
+}
+
+
+def error_outcome(message: str, reason: str = "error") -> Outcome:
+    return Outcome("error", message, True, reason=reason)
+
+
+@dataclass
+class Call:
+    """A tool call as the model writes it."""
+
+    call_id: str
+    name: str
+    kind: CallKind
+    index: int  # position among the turn's calls
+    segmenter: Segmenter | None = None
+    arguments_text: str = ""
+    arguments: dict[str, Any] | None = None
+    state: CallState = CallState.WRITING
+    units: int = 0
+    held: list[Unit] = field(default_factory=list)  # sequential mode: units not yet sent
+    invocation: Invocation | None = None
+    outcome: Outcome | None = None
+    ended_at: float | None = None
+    _waiter: asyncio.Future[Outcome] | None = None
+
+    @property
+    def opened(self) -> bool:
+        return self.invocation is not None
+
+    def end(self, outcome: Outcome) -> None:
+        """Record the outcome (the first one wins)."""
+        if self.outcome is None:
+            self.outcome = outcome
+            self.ended_at = time.time()
+            self.state = self.state.to(CallState.ENDED)
+
+    def outcome_label(self) -> str:
+        """The ``outcome`` label of ``conveyor_tool_calls_total``."""
+        outcome = self.outcome
+        if outcome is None or outcome.reason == "cancelled":
+            return "cancelled"
+        if outcome.kind == "reject":
+            return "rejected"
+        return "error" if outcome.is_error else "ok"
+
+    def result_text(self) -> str:
+        """What the model reads as this call's tool message."""
+        outcome = self.outcome
+        if outcome is None:
+            return "error: the tool call did not complete"
+        if outcome.kind == "reject":
+            return f"rejected: {outcome.content}"
+        if outcome.kind == "error":
+            return f"error: {outcome.content}"
+        return outcome.content
+
+    def busy(self) -> dict[str, Any]:
+        return self.outcome.timing if self.outcome is not None else {}
+
+    # -- driving the sidecar -------------------------------------------------------------------
+
+    async def open(self, sidecar: SidecarClient, on_outcome) -> None:
+        """Open the invocation; ``on_outcome(call)`` runs the moment its outcome arrives."""
+        if not sidecar.connected:
+            self.end(error_outcome(f"the tool sidecar at {sidecar.url} is not reachable"))
+            return
+        try:
+            self.invocation = await sidecar.open(self.name)
+        except (ConnectionError, OSError) as error:
+            self.end(error_outcome(f"the tool sidecar could not start {self.name}: {error}"))
+            return
+        self._waiter = asyncio.ensure_future(self.invocation.outcome())
+        self._waiter.add_done_callback(lambda _: self._arrived(on_outcome))
+
+    def _arrived(self, on_outcome) -> None:
+        assert self._waiter is not None
+        if self._waiter.cancelled():
+            return
+        self.end(self._waiter.result())
+        on_outcome(self)
+
+    async def send(self, units: list[Unit]) -> bool:
+        """Forward units now (partial) or hold them (not opened yet); False on malformed input."""
+        for unit in units:
+            if isinstance(unit, UnitParseError):
+                await self.fail(f"malformed arguments for {self.name}: {unit.message}")
+                return False
+            self.units += 1
+            if self.invocation is not None:
+                await self.invocation.feed(unit)
+            else:
+                self.held.append(unit)
+        return True
+
+    async def release_held(self) -> None:
+        """Sequential mode: send the held units once the invocation is open."""
+        held, self.held = self.held, []
+        if self.invocation is not None:
+            for unit in held:
+                await self.invocation.feed(unit)
+
+    async def finish(self) -> None:
+        if self.state is CallState.WRITING:
+            self.state = self.state.to(CallState.COMPLETE)
+        if self.invocation is not None and self.outcome is None:
+            await self.invocation.finish()
+
+    async def fail(self, message: str) -> None:
+        """End the call with an error for the model; its invocation, if any, is cancelled."""
+        self.end(error_outcome(message))
+        if self.invocation is not None:
+            await self.invocation.cancel()  # a no-op once the sidecar has answered
+
+    async def cancel(self) -> None:
+        """The request went away: release the invocation."""
+        if self.invocation is not None and self.outcome is None:
+            await self.invocation.cancel()
+        if self._waiter is not None:
+            self._waiter.cancel()
+
+    async def wait(self, limit: float) -> None:
+        """Wait for the outcome; past ``limit`` seconds, cancel it with an error."""
+        if self._waiter is None or self.outcome is not None:
+            return
+        try:
+            self.end(await asyncio.wait_for(asyncio.shield(self._waiter), limit))
+        except TimeoutError:
+            await self.fail(f"{self.name} did not answer within {limit:.0f} s")
