@@ -32,6 +32,11 @@ from conveyor.tools.sidecar.metrics import LIMITS, SidecarMetrics
 log = logging.getLogger("conveyor.tools.sidecar")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 PR_SET_CHILD_SUBREAPER = 36
+# Warming up (imports) runs at idle priority so a refill never steals CPU from dispatch; the
+# worker, still root then, returns to normal priority before it says ready.
+_BOOT_PLAIN = "import runpy; runpy.run_module('conveyor.tools.sidecar.worker', run_name='__main__')"
+_BOOT = "import os; os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)); " + _BOOT_PLAIN
+SPAWN_CONCURRENCY = 4  # workers starting at once: a refill is a trickle, not a stampede
 
 
 class WorkerOwner(Protocol):
@@ -273,6 +278,7 @@ class WorkerPool:
         want = self.config.pool.warm_workers + len(self.waiters[network])
         while (
             len(self.ready[network]) + self.starting[network] < want
+            and sum(self.starting.values()) < SPAWN_CONCURRENCY
             and len(self.alive) + sum(self.starting.values()) < self.config.pool.max_workers
             and self.free_uids
         ):
@@ -330,6 +336,8 @@ class WorkerPool:
             return
         self.failures = 0
         self.starting[network] -= 1
+        for profile in self.profiles:
+            self._fill(profile)
         worker.applied = list(msg.get("applied", []))
         self.applied["network" if network else "no network"] = worker.applied
         max_msg = 6 * self.config.limits.max_output_bytes + (64 << 10)
@@ -370,7 +378,7 @@ class WorkerPool:
             ]
             if not self.worker_stderr:
                 actions.append((os.POSIX_SPAWN_DUP2, devnull, 2))
-            argv = [sys.executable, "-I", "-B", "-m", "conveyor.tools.sidecar.worker"]
+            argv = [sys.executable, "-I", "-B", "-c", _BOOT if self.privileged else _BOOT_PLAIN]
             argv += ["--fd", str(child.fileno())]
             return os.posix_spawn(sys.executable, argv, {}, file_actions=actions, setsid=True)
         finally:

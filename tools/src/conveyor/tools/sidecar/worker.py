@@ -225,6 +225,8 @@ async def _serve(fd: int) -> None:
     registry = tool_registry(list(boot.get("validated", [])))  # imports every tool now
     import conveyor.tools.units  # noqa: F401 - warm: the first unit must not pay an import
 
+    if os.sched_getscheduler(0) == os.SCHED_IDLE:
+        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
     parent = os.getppid()
     applied += isolation.drop_privileges(int(boot["uid"]))
     isolation.die_with_parent(parent)
