@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 import pytest_asyncio
+import yaml
 
 # Small engine on a small machine; set before vLLM is imported anywhere.
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -33,3 +43,111 @@ async def engine(tiny_model: Path) -> AsyncIterator[object]:
     engine = Engine.start(EngineOptions(model=str(tiny_model), max_model_len=4096))
     yield engine
     engine.shutdown()
+
+
+def split_cores() -> tuple[str, set[int]]:
+    """Engine cores (vLLM's bind syntax) and tool cores: the last core for tools."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return str(cores[0]), set(cores)
+    return ",".join(map(str, cores[:-1])), {cores[-1]}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{url} not ready within {timeout} s")
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    sidecar_url: str
+    database: Path
+
+
+@pytest.fixture(scope="session")
+def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
+    """`conveyor serve` on the tiny model, with a real external `conveyor-tools serve` beside it
+    (the Kubernetes layout): python, sqlite on a real database, calculator with schema
+    validation (early aborts), and the planner."""
+    root = tmp_path_factory.mktemp("server")
+    # Workers see a private /tmp and, under root, run as their own uid: the database lives
+    # outside /tmp and is readable by others.
+    shared = Path(tempfile.mkdtemp(prefix="conveyor-test-db-", dir="/run"))
+    shared.chmod(0o755)
+    database = shared / "shop.db"
+    with sqlite3.connect(database) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, city TEXT, total REAL)")
+        db.executemany(
+            "INSERT INTO orders (city, total) VALUES (?, ?)",
+            [("Berlin", 10.0), ("Paris", 20.5), ("Berlin", 4.5)],
+        )
+    database.chmod(0o644)
+    config = root / "tools.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "tools": {
+                    "python": {},
+                    "calculator": {"validate": True},
+                    "sqlite": {"config": {"database": str(database)}},
+                    "planner": {},
+                },
+                "limits": {"wall_seconds": 20},
+                "pool": {"warm_workers": 8},
+            }
+        )
+    )
+    sidecar_port, port = free_port(), free_port()
+    sidecar_url = f"http://127.0.0.1:{sidecar_port}"
+    # As `conveyor serve` does with its embedded sidecar: engine threads and tools on different
+    # cores, or vLLM's spinning threads starve the tools.
+    engine_cores, tool_cores = split_cores()
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": engine_cores}
+    sidecar = subprocess.Popen(
+        [sys.executable, "-m", "conveyor.tools.cli", "serve", "--port", str(sidecar_port),
+         "--config", str(config), "--log-level", "warning"],
+        env=env,
+        preexec_fn=lambda: os.sched_setaffinity(0, tool_cores),
+    )  # fmt: skip
+    runtime = None
+    try:
+        wait_http(f"{sidecar_url}/readyz", sidecar, 60)
+        runtime = subprocess.Popen(
+            [sys.executable, "-m", "conveyor.runtime.cli", "serve", "--model", str(tiny_model),
+             "--sidecar", sidecar_url, "--allow-replay", "--port", str(port),
+             "--max-model-len", "4096", "--tool-timeout", "30"],
+            env=env,
+        )  # fmt: skip
+        base_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{base_url}/ready", runtime, 240)
+        yield RunningServer(base_url, sidecar_url, database)
+    finally:
+        if runtime is not None:
+            stop(runtime)
+        stop(sidecar)
+        shutil.rmtree(shared, ignore_errors=True)

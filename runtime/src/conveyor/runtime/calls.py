@@ -58,6 +58,8 @@ class Call:
     arguments_text: str = ""
     arguments: dict[str, Any] | None = None
     state: CallState = CallState.WRITING
+    started_at: float = field(default_factory=time.time)  # when its name was parsed
+    complete_at: float | None = None  # when the model finished writing it
     units: int = 0
     held: list[Unit] = field(default_factory=list)  # sequential mode: units not yet sent
     invocation: Invocation | None = None
@@ -141,9 +143,23 @@ class Call:
             for unit in held:
                 await self.invocation.feed(unit)
 
-    async def finish(self) -> None:
+    def complete(self) -> None:
+        """The model has written the whole call."""
+        self.complete_at = time.time()
         if self.state is CallState.WRITING:
             self.state = self.state.to(CallState.COMPLETE)
+
+    def timing(self, decode_end: float) -> dict[str, Any]:
+        """When the call was written and when its tool worked, in one clock."""
+        return {
+            "call_started": self.started_at,
+            "call_complete": self.complete_at,
+            "decode_end": decode_end,
+            "busy": self.busy().get("busy", []),
+            "result_at": self.ended_at,
+        }
+
+    async def finish(self) -> None:
         if self.invocation is not None and self.outcome is None:
             await self.invocation.finish()
 

@@ -158,7 +158,11 @@ class Scheduler:
                 tools_done = await self._collect(plan, turn, emit)
             except BaseException:
                 # Client gone or server stopping: nothing of this request may keep running.
-                await asyncio.gather(*(c.cancel() for c in turn.calls.values()))
+                # Shielded, so a second cancellation cannot cut the clean-up short.
+                for call in turn.calls.values():
+                    if call.kind is CallKind.HOSTED:
+                        metrics.TOOL_CALLS.labels(call.name, call.outcome_label()).inc()
+                await asyncio.shield(asyncio.gather(*(c.cancel() for c in turn.calls.values())))
                 raise
             completion_tokens += turn.tokens
             content.append(turn.content)
@@ -177,21 +181,24 @@ class Scheduler:
                     "name": c.name,
                     "content": c.result_text(),
                 }
-                for c in turn.calls.values()
-                if c.kind is not CallKind.CLIENT
+                for c in _server_calls(turn)
             ]
-            assistant = _assistant_message(turn)
+            # What the client sees also says when each tool worked against the decode.
+            shown = [_assistant_message(turn)] + [
+                {**message, "timing": call.timing(turn.decode[1])}
+                for message, call in zip(tool_messages, _server_calls(turn), strict=True)
+            ]
             if client_calls or not tool_messages or not plan.more_rounds(index + 1):
                 phase = phase.to(Phase.FINISHED)
                 if tool_messages:
-                    intermediate += [assistant, *tool_messages]
+                    intermediate += shown
                 finish = "tool_calls" if client_calls else turn.finish_reason or "stop"
                 if finish == "abort":
                     finish = "stop"
                 break
             # The raw turn text goes back verbatim so the next prompt shares its prefix (cache).
             messages += [{"role": "assistant", "content": turn.text}, *tool_messages]
-            intermediate += [assistant, *tool_messages]
+            intermediate += shown
             phase = phase.to(Phase.DECODING)
             index += 1
 
@@ -286,12 +293,10 @@ class Scheduler:
         if call is None:
             return
         call.arguments = event.arguments
+        call.complete()
         if call.kind is CallKind.INVALID:
             known = ", ".join(sorted(plan.hosted | plan.client_tools)) or "none"
-            call.state = call.state.to(CallState.COMPLETE)
             call.end(error_outcome(f"unknown tool {call.name!r} (available: {known})"))
-        elif call.kind is CallKind.CLIENT:
-            call.state = call.state.to(CallState.COMPLETE)
         elif call.outcome is None and call.segmenter is not None:
             if await call.send(call.segmenter.close()):
                 if not call.opened and plan.mode is Mode.SEQUENTIAL:
@@ -362,6 +367,10 @@ class Scheduler:
                 saved = max(0, len(self.engine.encode(turn.forced)) - turn.tokens)
                 timing.tokens_saved += saved
                 metrics.TOKENS_SAVED.inc(saved)
+
+
+def _server_calls(turn: Turn) -> list[Call]:
+    return [c for c in turn.calls.values() if c.kind is not CallKind.CLIENT]
 
 
 def _assistant_message(turn: Turn) -> dict[str, Any]:

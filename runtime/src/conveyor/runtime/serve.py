@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from conveyor.runtime.engine import Engine, EngineOptions
+from conveyor.runtime.engine import Engine, EngineOptions, cpu_build
 from conveyor.runtime.plan import Mode, ServerPolicy
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
@@ -58,6 +59,23 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def split_cores(sidecar_cpus: set[int] | None) -> set[int] | None:
+    """On the CPU build, keep vLLM's threads and the tools on different cores.
+
+    vLLM's CPU threads spin on every core they are given; a sidecar sharing those cores waits
+    seconds for a time slice, and partial execution loses its point. Unless told otherwise,
+    the engine takes all cores but the last and the embedded sidecar the last one.
+    """
+    cores = sorted(os.sched_getaffinity(0))
+    if not cpu_build() or len(cores) < 2 or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+        return sidecar_cpus
+    tools = sidecar_cpus or {cores[-1]}
+    engine = [c for c in cores if c not in tools] or cores[:-1]
+    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, engine))
+    log.info("CPU build: engine threads on core(s) %s, tools on %s", engine, sorted(tools))
+    return tools
+
+
 def parse_cpus(text: str | None) -> set[int] | None:
     if not text:
         return None
@@ -83,7 +101,8 @@ class Runtime:
         if args.sidecar:
             url = args.sidecar
         else:
-            embedded = EmbeddedSidecar(config=args.tools_config, cpus=parse_cpus(args.sidecar_cpus))
+            cpus = split_cores(parse_cpus(args.sidecar_cpus))
+            embedded = EmbeddedSidecar(config=args.tools_config, cpus=cpus)
             url = embedded.url
         try:
             engine = Engine.start(engine_options)  # the sidecar boots meanwhile

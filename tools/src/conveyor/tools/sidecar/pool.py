@@ -32,10 +32,12 @@ from conveyor.tools.sidecar.metrics import LIMITS, SidecarMetrics
 log = logging.getLogger("conveyor.tools.sidecar")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 PR_SET_CHILD_SUBREAPER = 36
-# Warming up (imports) runs at idle priority so a refill never steals CPU from dispatch; the
-# worker, still root then, returns to normal priority before it says ready.
+# Warming up (imports) runs niced so a refill yields CPU to dispatch and to running tools; the
+# worker, still root then, returns to normal priority before it says ready. (Not SCHED_IDLE: on a
+# host where the engine keeps every core busy, idle-class refills starve and `open` waits.)
 _BOOT_PLAIN = "import runpy; runpy.run_module('conveyor.tools.sidecar.worker', run_name='__main__')"
-_BOOT = "import os; os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0)); " + _BOOT_PLAIN
+_BOOT_NICENESS = 10
+_BOOT = f"import os; os.nice({_BOOT_NICENESS}); " + _BOOT_PLAIN
 SPAWN_CONCURRENCY = 4  # workers starting at once: a refill is a trickle, not a stampede
 
 

@@ -11,6 +11,7 @@ serves a second invocation unless both belong to one session: the sidecar kills 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -225,8 +226,9 @@ async def _serve(fd: int) -> None:
     registry = tool_registry(list(boot.get("validated", [])))  # imports every tool now
     import conveyor.tools.units  # noqa: F401 - warm: the first unit must not pay an import
 
-    if os.sched_getscheduler(0) == os.SCHED_IDLE:
-        os.sched_setscheduler(0, os.SCHED_OTHER, os.sched_param(0))
+    if os.getpriority(os.PRIO_PROCESS, 0) > 0:
+        with contextlib.suppress(PermissionError):  # only root may undo the boot niceness
+            os.setpriority(os.PRIO_PROCESS, 0, 0)
     parent = os.getppid()
     applied += isolation.drop_privileges(int(boot["uid"]))
     isolation.die_with_parent(parent)

@@ -1,0 +1,152 @@
+"""Partial execution, early aborts and everything that can go wrong with a tool call, through
+a real `conveyor serve` (real vLLM, real sidecar), with the official `openai` client."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import httpx
+import openai
+import pytest
+
+pytestmark = pytest.mark.engine
+
+# Each statement does a little work, so the first runs while later lines are still decoded.
+CODE = "".join(f"v{i} = sum(range({i} * 1000))\n" for i in range(12)) + "print(v11)\n"
+DESIGN_METRICS = [
+    "conveyor_request_duration_seconds",
+    "conveyor_tool_calls_total",
+    "conveyor_tool_execution_seconds",
+    "conveyor_tool_overlap_seconds",
+    "conveyor_tool_exposed_seconds",
+    "conveyor_tool_units_total",
+    "conveyor_early_aborts_total",
+    "conveyor_decode_tokens_saved_total",
+]
+
+
+def call(name: str, arguments: dict) -> str:
+    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
+
+
+@pytest.fixture(scope="module")
+def client(conveyor_server) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{conveyor_server.base_url}/v1", api_key="unused")
+
+
+@pytest.fixture(scope="module")
+def model(client) -> str:
+    return client.models.list().data[0].id
+
+
+def run(client, model, replay, **conveyor):
+    return client.chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": "go"}],
+        extra_body={"conveyor": {"replay": replay, **conveyor}},
+    )
+
+
+def tool_messages(response) -> list[dict]:
+    return [m for m in response.model_extra["conveyor"]["messages"] if m["role"] == "tool"]
+
+
+@pytest.mark.parametrize("mode", ["partial", "sequential"])
+def test_partial_starts_the_tool_while_the_call_is_written(client, model, mode) -> None:
+    response = run(client, model, [call("python", {"code": CODE}), "ok"], mode=mode)
+    (tool,) = tool_messages(response)
+    timing = tool["timing"]
+    assert tool["content"].strip() == str(sum(range(11000)))
+    first_busy = timing["busy"][0][0]
+    if mode == "partial":
+        assert first_busy < timing["call_complete"], "statement 1 ran before the call was written"
+        assert response.usage.model_extra["conveyor"]["overlap_seconds"] > 0
+    else:
+        assert first_busy >= timing["call_complete"], "sequential waits for the whole call"
+    assert response.usage.model_extra["conveyor"]["mode"] == mode
+
+
+def test_a_rejected_field_aborts_decoding_early(client, model) -> None:
+    # calculator runs with schema validation: a number where a string belongs is refused at once.
+    padding = "x" * 3000
+    turn = '<tool_call>\n{"name": "calculator", "arguments": {"expression": 12345, "note": "'
+    turn += padding + '"}}\n</tool_call>'
+    response = run(client, model, [turn, "Sorry."])
+    usage = response.usage.model_extra["conveyor"]
+    (tool,) = tool_messages(response)
+    assert usage["early_aborts"] == 1 and usage["tokens_saved"] > 0, (usage, tool)
+    assert tool["content"].startswith("rejected:") and "expression" in tool["content"]
+    # The whole turn would take thousands of tokens; far fewer were decoded (the margin allows
+    # for a worker that must boot before it can reject).
+    assert response.usage.completion_tokens < len(padding) / 2
+    assert response.choices[0].message.content == "Sorry."
+
+
+@pytest.mark.parametrize(
+    ("turn", "expected"),
+    [
+        ('<tool_call>\n{"name": "python", "arguments": {"code": 12\n</tool_call>', "malformed"),
+        (call("teleport", {"to": "Mars"}), "unknown tool 'teleport'"),
+        (call("python", {"code": "1 / 0\n"}), "ZeroDivisionError"),
+        (call("sqlite", {"query": "DROP TABLE orders"}), "error"),
+    ],
+    ids=["malformed", "unknown-tool", "tool-raises", "read-only-db"],
+)
+def test_bad_calls_become_error_results_for_the_model(client, model, turn, expected) -> None:
+    response = run(client, model, [turn, "Recovered."])
+    (tool,) = tool_messages(response)
+    assert expected in tool["content"]
+    assert response.choices[0].message.content == "Recovered."
+
+
+def _metric(base_url: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in httpx.get(f"{base_url}/metrics").text.splitlines():
+        match = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if labels.items() <= found.items():
+            total += float(match.group(3))
+    return total
+
+
+def test_a_client_disconnect_cancels_engine_and_tools(conveyor_server, model) -> None:
+    base = conveyor_server.base_url
+    turn = call("python", {"code": "import time\ntime.sleep(25)\n"}) + "z" * 3000
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": "go"}],
+        "stream": True,
+        "conveyor": {"replay": [turn, "never"]},
+    }
+    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as response:
+        lines = response.iter_lines()  # held, so leaving the loop does not close the response
+        for line in lines:
+            if '"event":"tool_call"' in line:
+                break
+        time.sleep(0.5)  # the sleep statement is running now, and decoding goes on
+        assert _metric(base, "vllm:num_requests_running") >= 1
+        assert _metric(base, "conveyor_sidecar_invocations_in_flight", tool="python") >= 1
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        running = _metric(base, "vllm:num_requests_running")
+        in_flight = _metric(base, "conveyor_sidecar_invocations_in_flight", tool="python")
+        if running == 0 and in_flight == 0:
+            break
+        time.sleep(0.2)
+    assert (running, in_flight) == (0, 0)
+    assert _metric(base, "conveyor_tool_calls_total", tool="python", outcome="cancelled") >= 1
+
+
+def test_metrics_hold_every_design_metric(conveyor_server, client, model) -> None:
+    run(client, model, [call("python", {"code": "print(1)\n"}), "ok"])
+    text = httpx.get(f"{conveyor_server.base_url}/metrics").text
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
+    for name in DESIGN_METRICS:
+        assert any(n == name or n.startswith(name + "_") for n in names), name
+    assert any(n.startswith("vllm:") for n in names)
+    assert any(n.startswith("conveyor_sidecar_") for n in names)
