@@ -49,7 +49,7 @@ def test_replay_needs_the_server_flag() -> None:
 
 def test_tool_choice_none_disables_tools() -> None:
     plan = parse_request(body(tool_choice="none"), POLICY)
-    assert not plan.hosted and not plan.prompt_tools
+    assert not plan.hosted and not plan.prompt_tools and not plan.parse_calls
 
 
 @pytest.mark.parametrize(

@@ -82,6 +82,14 @@ def test_hosted_call_events_are_streamed_as_they_happen(client, model) -> None:
     assert chunks[-1].usage.model_extra["conveyor"]["rounds"] == 2
 
 
+def test_tool_choice_none_returns_calls_as_plain_text(client, model) -> None:
+    text = call("python", {"code": "print(1)\n"})
+    response = chat(client, model, [text], tool_choice="none")
+    assert response.choices[0].message.content == text
+    assert response.choices[0].finish_reason == "stop"
+    assert response.usage.model_extra["conveyor"]["rounds"] == 1
+
+
 def test_client_side_tool_round_trip(client, model) -> None:
     first = chat(client, model, [call("weather", {"city": "Paris"})], tools=[WEATHER])
     assert first.choices[0].finish_reason == "tool_calls"

@@ -45,6 +45,7 @@ class RequestPlan:
     seed: int | None
     stream: bool
     include_usage: bool
+    parse_calls: bool = True  # False for tool_choice "none": whatever the model writes is text
 
     def forced_text(self, round_index: int) -> str | None:
         return self.replay[round_index] if self.replay is not None else None
@@ -184,7 +185,8 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
     client_tools = frozenset(n for n in request_tools if n not in hosted)
     prompt_tools = [t for t in body.get("tools") or [] if t["function"]["name"] in client_tools]
     prompt_tools = [policy.hosted_tools[n] for n in sorted(hosted)] + prompt_tools
-    if tool_choice == "none":
+    parse_calls = tool_choice != "none"
+    if not parse_calls:
         hosted, client_tools, prompt_tools = frozenset(), frozenset(), []
 
     max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
@@ -212,4 +214,5 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
         seed=seed,
         stream=bool(body.get("stream", False)),
         include_usage=bool(stream_options.get("include_usage", False)),
+        parse_calls=parse_calls,
     )

@@ -229,7 +229,11 @@ class Scheduler:
             seed=plan.seed,
             top_p=plan.top_p,
         )
-        stream = ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")
+        stream = (
+            ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")
+            if plan.parse_calls
+            else _PlainText()
+        )
         start = time.time()
         end = start
         async with contextlib.aclosing(
@@ -367,6 +371,16 @@ class Scheduler:
                 saved = max(0, len(self.engine.encode(turn.forced)) - turn.tokens)
                 timing.tokens_saved += saved
                 metrics.TOKENS_SAVED.inc(saved)
+
+
+class _PlainText:
+    """Stands in for the parser when the request asked for no tool calls."""
+
+    def feed(self, delta: str) -> list[Text]:
+        return [Text(delta)] if delta else []
+
+    def close(self) -> list[Text]:
+        return []
 
 
 def _server_calls(turn: Turn) -> list[Call]:
