@@ -45,14 +45,6 @@ async def engine(tiny_model: Path) -> AsyncIterator[object]:
     engine.shutdown()
 
 
-def split_cores() -> tuple[str, set[int]]:
-    """Engine cores (vLLM's bind syntax) and tool cores: the last core for tools."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        return str(cores[0]), set(cores)
-    return ",".join(map(str, cores[:-1])), {cores[-1]}
-
-
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -82,11 +74,44 @@ def stop(process: subprocess.Popen) -> None:
         process.wait()
 
 
+class ToolSidecar:
+    """A real `conveyor-tools serve` on a TCP port; tests may stop and restart it."""
+
+    def __init__(self, config: Path, env: dict[str, str], cores: set[int] | None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._command = [
+            sys.executable, "-m", "conveyor.tools.cli", "serve", "--port", str(self.port),
+            "--config", str(config), "--log-level", "warning",
+        ]  # fmt: skip
+        self._env = env
+        self._cores = cores
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        cores = self._cores
+        self.process = subprocess.Popen(
+            self._command,
+            env=self._env,
+            preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if cores else None,
+        )
+        wait_http(f"{self.url}/readyz", self.process, 60)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop(self.process)
+            self.process = None
+
+
 @dataclass
 class RunningServer:
     base_url: str
-    sidecar_url: str
+    sidecar: ToolSidecar
     database: Path
+
+    @property
+    def sidecar_url(self) -> str:
+        return self.sidecar.url
 
 
 @pytest.fixture(scope="session")
@@ -94,6 +119,8 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """`conveyor serve` on the tiny model, with a real external `conveyor-tools serve` beside it
     (the Kubernetes layout): python, sqlite on a real database, calculator with schema
     validation (early aborts), and the planner."""
+    from conveyor.runtime.serve import core_split
+
     root = tmp_path_factory.mktemp("server")
     # Workers see a private /tmp and, under root, run as their own uid: the database lives
     # outside /tmp and is readable by others.
@@ -122,32 +149,28 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
             }
         )
     )
-    sidecar_port, port = free_port(), free_port()
-    sidecar_url = f"http://127.0.0.1:{sidecar_port}"
     # As `conveyor serve` does with its embedded sidecar: engine threads and tools on different
     # cores, or vLLM's spinning threads starve the tools.
-    engine_cores, tool_cores = split_cores()
-    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_OMP_THREADS_BIND": engine_cores}
-    sidecar = subprocess.Popen(
-        [sys.executable, "-m", "conveyor.tools.cli", "serve", "--port", str(sidecar_port),
-         "--config", str(config), "--log-level", "warning"],
-        env=env,
-        preexec_fn=lambda: os.sched_setaffinity(0, tool_cores),
-    )  # fmt: skip
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    split = core_split()
+    if split is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, split[0]))
+    sidecar = ToolSidecar(config, env, split[1] if split else None)
+    port = free_port()
     runtime = None
     try:
-        wait_http(f"{sidecar_url}/readyz", sidecar, 60)
+        sidecar.start()
         runtime = subprocess.Popen(
             [sys.executable, "-m", "conveyor.runtime.cli", "serve", "--model", str(tiny_model),
-             "--sidecar", sidecar_url, "--allow-replay", "--port", str(port),
+             "--sidecar", sidecar.url, "--allow-replay", "--port", str(port),
              "--max-model-len", "4096", "--tool-timeout", "30"],
             env=env,
         )  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
         wait_http(f"{base_url}/ready", runtime, 240)
-        yield RunningServer(base_url, sidecar_url, database)
+        yield RunningServer(base_url, sidecar, database)
     finally:
         if runtime is not None:
             stop(runtime)
-        stop(sidecar)
+        sidecar.stop()
         shutil.rmtree(shared, ignore_errors=True)

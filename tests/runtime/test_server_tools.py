@@ -150,3 +150,23 @@ def test_metrics_hold_every_design_metric(conveyor_server, client, model) -> Non
         assert any(n == name or n.startswith(name + "_") for n in names), name
     assert any(n.startswith("vllm:") for n in names)
     assert any(n.startswith("conveyor_sidecar_") for n in names)
+
+
+def test_a_sidecar_that_goes_away_gives_error_results_then_comes_back(
+    conveyor_server, client, model
+) -> None:
+    base = conveyor_server.base_url
+    conveyor_server.sidecar.stop()
+    try:
+        assert httpx.get(f"{base}/ready").status_code == 503
+        response = run(client, model, [call("python", {"code": "print(1)\n"}), "Carry on."])
+        (tool,) = tool_messages(response)
+        assert tool["content"].startswith("error:") and "sidecar" in tool["content"]
+        assert response.choices[0].message.content == "Carry on."
+    finally:
+        conveyor_server.sidecar.start()
+    deadline = time.monotonic() + 30  # the runtime's client reconnects with backoff
+    while httpx.get(f"{base}/ready").status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    response = run(client, model, [call("python", {"code": "print(2)\n"}), "Back."])
+    assert tool_messages(response)[0]["content"].strip() == "2"

@@ -140,6 +140,9 @@ def fake_secrets(outside_tmp: Path) -> Path:
     return outside_tmp / "secrets"
 
 
+TEST_UID_BASE = 63000
+
+
 @pytest.fixture(scope="module")
 def sidecar(
     tmp_path_factory: pytest.TempPathFactory, fake_secrets: Path
@@ -151,6 +154,9 @@ def sidecar(
         {
             "isolation": {
                 "hide_paths": ["/var/run/secrets", "/run/secrets", str(fake_secrets)],
+                # Uids of its own: other sidecars on the host (the runtime tests') use the
+                # default range, and the fault tests count processes by uid.
+                "uid_base": TEST_UID_BASE,
             }
         },
     )

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from conftest import SECRET, SidecarProcess
+from conftest import SECRET, TEST_UID_BASE, SidecarProcess
 from sidecar_testkit import feed_code, python
 
 from conveyor.tools.client import Outcome, SidecarClient
@@ -30,7 +30,7 @@ def worker_uid_processes() -> list[int]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit():
             try:
-                if 61000 <= entry.stat().st_uid < 62000:
+                if TEST_UID_BASE <= entry.stat().st_uid < TEST_UID_BASE + 1000:
                     pids.append(int(entry.name))
             except FileNotFoundError:
                 pass

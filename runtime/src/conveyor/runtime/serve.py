@@ -8,6 +8,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import uvicorn
@@ -59,6 +60,16 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def core_split(sidecar_cpus: set[int] | None = None) -> tuple[list[int], set[int]] | None:
+    """Engine cores and tool cores for this process's CPUs: the tools get ``sidecar_cpus`` or
+    the last core, the engine the rest. None when there is only one core."""
+    cores = sorted(os.sched_getaffinity(0))
+    if len(cores) < 2:
+        return None
+    tools = sidecar_cpus or {cores[-1]}
+    return [c for c in cores if c not in tools] or cores[:-1], tools
+
+
 def split_cores(sidecar_cpus: set[int] | None) -> set[int] | None:
     """On the CPU build, keep vLLM's threads and the tools on different cores.
 
@@ -66,11 +77,10 @@ def split_cores(sidecar_cpus: set[int] | None) -> set[int] | None:
     seconds for a time slice, and partial execution loses its point. Unless told otherwise,
     the engine takes all cores but the last and the embedded sidecar the last one.
     """
-    cores = sorted(os.sched_getaffinity(0))
-    if not cpu_build() or len(cores) < 2 or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
+    split = core_split(sidecar_cpus)
+    if not cpu_build() or split is None or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
         return sidecar_cpus
-    tools = sidecar_cpus or {cores[-1]}
-    engine = [c for c in cores if c not in tools] or cores[:-1]
+    engine, tools = split
     os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, engine))
     log.info("CPU build: engine threads on core(s) %s, tools on %s", engine, sorted(tools))
     return tools
@@ -160,6 +170,16 @@ def build_state(
     return ServerState(scheduler, policy, name, sidecar_url)
 
 
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a caught SIGTERM once it has stopped, which would kill the process
+    before the engine and the sidecar are shut down (leaving vLLM's engine process orphaned);
+    this server only records that it must stop."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        self._captured_signals.clear()
+
+
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
     async def main() -> None:
         runtime = await Runtime.start(args, engine_options)
@@ -180,7 +200,7 @@ def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
         )
         try:
             # uvicorn handles SIGTERM: it stops accepting and lets open requests finish.
-            await uvicorn.Server(config).serve()
+            await _Server(config).serve()
         finally:
             await runtime.stop()
 
