@@ -61,6 +61,12 @@ def _cmd_serve(args: argparse.Namespace) -> None:
     run(args, _engine_options(args, args.engine_argv))
 
 
+def _cmd_bench(args: argparse.Namespace) -> None:
+    from conveyor.runtime.bench.command import run
+
+    run(args, _resolve_model(args.model))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conveyor",
@@ -106,6 +112,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(serve)
     add_serve_args(serve)
     serve.set_defaults(func=_cmd_serve)
+
+    from conveyor.runtime.bench.command import add_bench_args
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure partial vs sequential execution and the standard vLLM tool loop",
+        description="Replay scripted tool-calling workloads (codegen, search, planning, "
+        "validation, sqlite, calculator, multi-call, multi-round) through the real engine with "
+        "real tools on three systems: conveyor-partial, conveyor-sequential and "
+        "vllm-client-loop (vLLM's OpenAI server + the openai client's agent loop). Reports "
+        "median/p90 latency, decode, tool, overlap and exposed tool time at concurrency 1 and "
+        "8, the ideal bound and the overlap efficiency, as a table, bench.json and bench.png. "
+        "The search backend is local with an EMULATED latency. On the CPU build the engine and "
+        "the tools run on different cores.",
+    )
+    bench.add_argument(
+        "--model", help="model directory (default: the tiny model, built on first use)"
+    )
+    add_bench_args(bench)
+    bench.set_defaults(func=_cmd_bench)
     return parser
 
 

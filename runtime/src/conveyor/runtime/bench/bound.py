@@ -18,7 +18,12 @@ from typing import Any
 
 import httpx
 
-from conveyor.runtime.bench.arrivals import CallDurations, Chunk, durations_from_busy, round_timeline
+from conveyor.runtime.bench.arrivals import (
+    CallDurations,
+    Chunk,
+    durations_from_busy,
+    round_timeline,
+)
 from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency, round_bound
 from conveyor.runtime.bench.tools import result_text, run_call
 from conveyor.runtime.bench.workloads import Workload
@@ -110,7 +115,12 @@ def round_messages(workload: Workload, contents: list[list[str]], index: int) ->
         messages.append({"role": "assistant", "content": round_.text()})
         for n, (call, content) in enumerate(zip(round_.calls, contents[r], strict=True)):
             messages.append(
-                {"role": "tool", "tool_call_id": f"call_{r}_{n}", "name": call.name, "content": content}
+                {
+                    "role": "tool",
+                    "tool_call_id": f"call_{r}_{n}",
+                    "name": call.name,
+                    "content": content,
+                }
             )
     return messages
 
@@ -140,10 +150,28 @@ async def decode_timeline(
                 piece = (choice.get("delta") or {}).get("content")
                 if piece:
                     chunks.append((at, piece))
-    streamed = "".join(p for _, p in chunks)
-    if streamed != text:
-        raise RuntimeError(f"the engine streamed {len(streamed)} chars, not the forced text")
-    return chunks
+    return align(chunks, text)
+
+
+def align(chunks: list[Chunk], text: str, slack: int = 16) -> list[Chunk]:
+    """Re-cut streamed chunks onto the forced text.
+
+    As plain text the detokenizer drops the added ``<tool_call>`` token (its step streams an
+    empty delta), so such a gap is given to the next chunk: the call is seen one token late.
+    """
+    out: list[Chunk] = []
+    pos = 0
+    for at, piece in chunks:
+        found = text.find(piece, pos, pos + slack + len(piece))
+        if found < 0:
+            raise RuntimeError(f"streamed text {piece!r} is not the forced text at {pos}")
+        out.append((at, text[pos : found + len(piece)]))
+        pos = found + len(piece)
+    if pos < len(text):
+        if len(text) - pos > slack or not out:
+            raise RuntimeError(f"the stream ended {len(text) - pos} characters early")
+        out[-1] = (out[-1][0], out[-1][1] + text[pos:])
+    return out
 
 
 @dataclass

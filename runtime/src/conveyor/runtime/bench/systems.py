@@ -65,7 +65,11 @@ class ConveyorSystem:
             messages=workload.messages,  # type: ignore[arg-type]
             temperature=0.0,
             extra_body={
-                "conveyor": {"mode": mode, "replay": workload.texts(), "tools": list(workload.tools)}
+                "conveyor": {
+                    "mode": mode,
+                    "replay": workload.texts(),
+                    "tools": list(workload.tools),
+                }
             },
         )
         latency = time.perf_counter() - started
@@ -131,12 +135,17 @@ class ClientLoopSystem:
             message = response.choices[0].message
             calls = message.tool_calls or []
             if [c.function.name for c in calls] != [c.name for c in round_.calls]:
-                error = f"round {index}: vLLM parsed {len(calls)} call(s), expected {len(round_.calls)}"
+                error = (
+                    f"round {index}: vLLM parsed {len(calls)} call(s), expected {len(round_.calls)}"
+                )
                 break
             if not calls:
                 break
             runs = await asyncio.gather(
-                *(run_call(self.sidecar, self.specs, c.function.name, c.function.arguments) for c in calls)
+                *(
+                    run_call(self.sidecar, self.specs, c.function.name, c.function.arguments)
+                    for c in calls
+                )
             )
             exposed += time.perf_counter() - answered
             for run in runs:

@@ -7,6 +7,7 @@ system runs the same tools under the same isolation and limits.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from conveyor.tools.units import ParseError, Unit, segmenter_from_spec
 
 def tools_config(database: Path, search_endpoint: str, warm_workers: int = 10) -> dict[str, Any]:
     """tools.yaml for the benchmark's sidecar."""
+    # Workers of a root sidecar run as uids from `uid_base`, and a worker's exit kills every
+    # process of its uid: a range of our own keeps other sidecars on this host from colliding.
+    uid_base = 100_000 + (os.getpid() % 4000) * 200
     search = {"endpoint": search_endpoint}
     return {
         "tools": {
@@ -32,6 +36,7 @@ def tools_config(database: Path, search_endpoint: str, warm_workers: int = 10) -
         # runs eight python workers on one core, so CPU limits leave room for that.
         "limits": {"wall_seconds": 120, "cpu_seconds": 60, "memory_mb": 3072, "nproc": 64},
         "pool": {"warm_workers": warm_workers, "max_workers": 64},
+        "isolation": {"uid_base": uid_base},
     }
 
 

@@ -99,7 +99,9 @@ def parse_workload(raw: Any, source: str) -> Workload:
         for i, parts in enumerate(raw["rounds"])
     )
     expect = tuple(
-        Expect(int(e["round"]), int(e["call"]), tuple(e.get("contains", ())), e.get("rejected", False))
+        Expect(
+            int(e["round"]), int(e["call"]), tuple(e.get("contains", ())), e.get("rejected", False)
+        )
         for e in raw.get("expect", ())
     )
     workload = Workload(
