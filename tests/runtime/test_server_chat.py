@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
+from chat_testkit import call, chat
 
 pytestmark = pytest.mark.engine
 
@@ -20,29 +21,6 @@ WEATHER = {
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
     },
 }
-
-
-def call(name: str, arguments: dict) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-@pytest.fixture(scope="module")
-def client(conveyor_server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{conveyor_server.base_url}/v1", api_key="unused")
-
-
-@pytest.fixture(scope="module")
-def model(client) -> str:
-    return client.models.list().data[0].id
-
-
-def chat(client, model, replay, messages=None, **extra):
-    return client.chat.completions.create(
-        model=model,
-        messages=messages or [{"role": "user", "content": "go"}],
-        extra_body={"conveyor": {"replay": replay, **extra.pop("conveyor", {})}},
-        **extra,
-    )
 
 
 def test_plain_chat(client, model) -> None:

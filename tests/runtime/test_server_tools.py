@@ -3,13 +3,12 @@ a real `conveyor serve` (real vLLM, real sidecar), with the official `openai` cl
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import httpx
-import openai
 import pytest
+from chat_testkit import call, chat, tool_messages
 
 pytestmark = pytest.mark.engine
 
@@ -27,35 +26,9 @@ DESIGN_METRICS = [
 ]
 
 
-def call(name: str, arguments: dict) -> str:
-    return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-@pytest.fixture(scope="module")
-def client(conveyor_server) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{conveyor_server.base_url}/v1", api_key="unused")
-
-
-@pytest.fixture(scope="module")
-def model(client) -> str:
-    return client.models.list().data[0].id
-
-
-def run(client, model, replay, **conveyor):
-    return client.chat.completions.create(
-        model=model,
-        messages=[{"role": "user", "content": "go"}],
-        extra_body={"conveyor": {"replay": replay, **conveyor}},
-    )
-
-
-def tool_messages(response) -> list[dict]:
-    return [m for m in response.model_extra["conveyor"]["messages"] if m["role"] == "tool"]
-
-
 @pytest.mark.parametrize("mode", ["partial", "sequential"])
 def test_partial_starts_the_tool_while_the_call_is_written(client, model, mode) -> None:
-    response = run(client, model, [call("python", {"code": CODE}), "ok"], mode=mode)
+    response = chat(client, model, [call("python", {"code": CODE}), "ok"], conveyor={"mode": mode})
     (tool,) = tool_messages(response)
     timing = tool["timing"]
     assert tool["content"].strip() == str(sum(range(11000)))
@@ -73,7 +46,7 @@ def test_a_rejected_field_aborts_decoding_early(client, model) -> None:
     padding = "x" * 3000
     turn = '<tool_call>\n{"name": "calculator", "arguments": {"expression": 12345, "note": "'
     turn += padding + '"}}\n</tool_call>'
-    response = run(client, model, [turn, "Sorry."])
+    response = chat(client, model, [turn, "Sorry."])
     usage = response.usage.model_extra["conveyor"]
     (tool,) = tool_messages(response)
     assert usage["early_aborts"] == 1 and usage["tokens_saved"] > 0, (usage, tool)
@@ -95,7 +68,7 @@ def test_a_rejected_field_aborts_decoding_early(client, model) -> None:
     ids=["malformed", "unknown-tool", "tool-raises", "read-only-db"],
 )
 def test_bad_calls_become_error_results_for_the_model(client, model, turn, expected) -> None:
-    response = run(client, model, [turn, "Recovered."])
+    response = chat(client, model, [turn, "Recovered."])
     (tool,) = tool_messages(response)
     assert expected in tool["content"]
     assert response.choices[0].message.content == "Recovered."
@@ -143,7 +116,7 @@ def test_a_client_disconnect_cancels_engine_and_tools(conveyor_server, model) ->
 
 
 def test_metrics_hold_every_design_metric(conveyor_server, client, model) -> None:
-    run(client, model, [call("python", {"code": "print(1)\n"}), "ok"])
+    chat(client, model, [call("python", {"code": "print(1)\n"}), "ok"])
     text = httpx.get(f"{conveyor_server.base_url}/metrics").text
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
     for name in DESIGN_METRICS:
@@ -159,7 +132,7 @@ def test_a_sidecar_that_goes_away_gives_error_results_then_comes_back(
     conveyor_server.sidecar.stop()
     try:
         assert httpx.get(f"{base}/ready").status_code == 503
-        response = run(client, model, [call("python", {"code": "print(1)\n"}), "Carry on."])
+        response = chat(client, model, [call("python", {"code": "print(1)\n"}), "Carry on."])
         (tool,) = tool_messages(response)
         assert tool["content"].startswith("error:") and "sidecar" in tool["content"]
         assert response.choices[0].message.content == "Carry on."
@@ -168,5 +141,5 @@ def test_a_sidecar_that_goes_away_gives_error_results_then_comes_back(
     deadline = time.monotonic() + 30  # the runtime's client reconnects with backoff
     while httpx.get(f"{base}/ready").status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.2)
-    response = run(client, model, [call("python", {"code": "print(2)\n"}), "Back."])
+    response = chat(client, model, [call("python", {"code": "print(2)\n"}), "Back."])
     assert tool_messages(response)[0]["content"].strip() == "2"

@@ -8,6 +8,7 @@ opens only once the call is complete. Either way ``outcome`` is known at the end
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from enum import Enum
@@ -97,6 +98,15 @@ class Call:
         if outcome.kind == "error":
             return f"error: {outcome.content}"
         return outcome.content
+
+    def as_openai(self) -> dict[str, Any]:
+        """The call in an assistant message's ``tool_calls``."""
+        arguments = self.arguments_text if self.arguments is None else json.dumps(self.arguments)
+        return {
+            "id": self.call_id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": arguments},
+        }
 
     def busy(self) -> dict[str, Any]:
         return self.outcome.timing if self.outcome is not None else {}

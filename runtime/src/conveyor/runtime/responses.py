@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from conveyor.runtime.events import (
@@ -24,26 +23,10 @@ def _usage(completion: Completion) -> dict[str, Any]:
     }
 
 
-def _client_calls(completion: Completion) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": call.call_id,
-            "type": "function",
-            "function": {
-                "name": call.name,
-                "arguments": json.dumps(call.arguments)
-                if call.arguments is not None
-                else call.arguments_text,
-            },
-        }
-        for call in completion.client_calls
-    ]
-
-
 def chat_completion(completion: Completion, *, id: str, model: str, created: int) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": completion.content or None}
     if completion.client_calls:
-        message["tool_calls"] = _client_calls(completion)
+        message["tool_calls"] = [call.as_openai() for call in completion.client_calls]
     return {
         "id": id,
         "object": "chat.completion",

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -390,19 +389,7 @@ def _server_calls(turn: Turn) -> list[Call]:
 def _assistant_message(turn: Turn) -> dict[str, Any]:
     """The turn as an OpenAI assistant message with structured ``tool_calls``."""
     message: dict[str, Any] = {"role": "assistant", "content": turn.content or None}
-    calls = [
-        {
-            "id": c.call_id,
-            "type": "function",
-            "function": {
-                "name": c.name,
-                "arguments": json.dumps(c.arguments)
-                if c.arguments is not None
-                else c.arguments_text,
-            },
-        }
-        for c in turn.calls.values()
-    ]
+    calls = [c.as_openai() for c in turn.calls.values()]
     if calls:
         message["tool_calls"] = calls
     return message

@@ -152,21 +152,23 @@ async def models(request: Request) -> JSONResponse:
     )
 
 
-async def health(request: Request) -> Response:
-    state: ServerState = request.app.state.conveyor
+async def _engine_trouble(state: ServerState) -> Response | None:
     try:
         await state.scheduler.engine.check_health()
     except Exception as error:
         return _error_response(NotReady(f"engine unhealthy: {error!r}"))
-    return JSONResponse({"status": "ok"})
+    return None
+
+
+async def health(request: Request) -> Response:
+    state: ServerState = request.app.state.conveyor
+    return await _engine_trouble(state) or JSONResponse({"status": "ok"})
 
 
 async def ready(request: Request) -> Response:
     state: ServerState = request.app.state.conveyor
-    try:
-        await state.scheduler.engine.check_health()
-    except Exception as error:
-        return _error_response(NotReady(f"engine unhealthy: {error!r}"))
+    if trouble := await _engine_trouble(state):
+        return trouble
     if not state.sidecar.connected:
         return _error_response(
             NotReady(f"the tool sidecar at {state.sidecar_url} is not connected")
