@@ -34,8 +34,9 @@ test: lint chart
 model: setup
 	$(BIN)/conveyor model build-tiny --out $(TINY_MODEL)
 
+# The quick benchmark (about 3 minutes): partial vs sequential vs vLLM's own tool loop.
 demo: model
-	$(BIN)/conveyor generate "def fibonacci(n):" --model $(TINY_MODEL) --max-tokens 128
+	$(BIN)/conveyor bench --quick --model $(TINY_MODEL)
 
 serve: model
 	$(BIN)/conveyor serve --model $(TINY_MODEL)

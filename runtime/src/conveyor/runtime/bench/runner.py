@@ -35,7 +35,8 @@ from conveyor.runtime.sidecar_process import EmbeddedSidecar
 from conveyor.tools.client import SidecarClient
 
 log = logging.getLogger(__name__)
-logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request drowns the bars
+for _noisy in ("httpx", "httpx2", "openai"):  # one line per request drowns the bars
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 @dataclass(frozen=True)
@@ -196,9 +197,13 @@ async def run_bench(settings: Settings) -> dict[str, Any]:
         await asyncio.to_thread(sidecar_process.wait_ready)
         async with SidecarClient(sidecar_process.url) as sidecar:
             specs = {s["function"]["name"]: s for s in await sidecar.tools()}
-            bounds, results = await _conveyor_phase(
-                settings, pinning, sidecar_process.url, sidecar, specs
-            )
+            bounds: dict[str, Bound] = {}
+            results: dict[str, Any] = {}
+            if any(s.startswith("conveyor-") for s in settings.systems):
+                # The ideal bound's decode timelines come from `conveyor serve` too.
+                bounds, results = await _conveyor_phase(
+                    settings, pinning, sidecar_process.url, sidecar, specs
+                )
             if "vllm-client-loop" in settings.systems:
                 peer = await _peer_phase(settings, pinning, sidecar, specs)
                 for name, systems in peer.items():
