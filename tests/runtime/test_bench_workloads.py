@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,11 @@ def bench_sidecar(tmp_path_factory: pytest.TempPathFactory):
     config.write_text(yaml.safe_dump(tools.tools_config(db, backend.endpoint, warm_workers=4)))
     sidecar = EmbeddedSidecar(config=config)
     try:
+        # Until the socket exists, httpx's failed UDS connects leak a socket (a ResourceWarning,
+        # an error here): wait for it first.
+        deadline = time.monotonic() + 60
+        while not sidecar.socket.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         sidecar.wait_ready()
         yield sidecar.url
     finally:

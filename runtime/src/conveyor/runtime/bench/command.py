@@ -12,7 +12,8 @@ def add_bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="2 repetitions, 2 bound repetitions, 1 batch per concurrency level (about 3 min)",
+        help="codegen, search, planning, validation, calculator; 2 repetitions, 1 bound "
+        "repetition, concurrency 8 on codegen only (under 3 minutes on 2 cores)",
     )
     parser.add_argument(
         "--workloads", help="comma-separated workloads (default: all; see docs/benchmark.md)"

@@ -83,13 +83,31 @@ def _derived(name: str, systems: dict[str, Any], bound: Bound | None) -> dict[st
         out["ideal"] = bound.latency
         if seq and par:
             out["efficiency"] = efficiency(seq, par, bound.latency)
-        after = [a for a in bound.tokens_after_reject if a]
-        runs = systems.get("conveyor-partial", {}).get("runs", [])
-        saved = [r["tokens_saved"] for r in runs if not r.get("error")]
-        if after and saved:
-            out["abort_skipped_fraction"] = statistics.median(saved) / after[0]
-            out["tokens_after_reject"] = after[0]
+        skipped = _abort_skipped(systems, bound)
+        if skipped is not None:
+            out["abort_skipped_fraction"] = skipped
     return out
+
+
+def _abort_skipped(systems: dict[str, Any], bound: Bound) -> float | None:
+    """Share of the decode left after the rejected field that the early abort skipped.
+
+    Time-based, from medians: sequential decodes everything, partial stops at the abort, so
+    their decode times differ by what was skipped; the timeline gives what was left.
+    """
+    rejects = [
+        (i, min(j.arrival for j in r.jobs if j.rejects))
+        for i, r in enumerate(bound.rounds)
+        if any(j.rejects for j in r.jobs)
+    ]
+    seq = systems.get("conveyor-sequential", {}).get("summary", {}).get("decode", {})
+    par = systems.get("conveyor-partial", {}).get("summary", {}).get("decode", {})
+    if not rejects or "median" not in seq or "median" not in par:
+        return None
+    index, at = rejects[0]
+    timeline_total = sum(bound.decode_ends)
+    left = (bound.decode_ends[index] - at) / timeline_total * seq["median"]
+    return (seq["median"] - par["median"]) / left if left > 0 else None
 
 
 SYSTEM_KEYS = ("conveyor-sequential", "conveyor-partial", "vllm-client-loop")
@@ -129,6 +147,7 @@ def assemble(
                 "decode_ends": bound.decode_ends,
                 "decode_ends_after_abort": bound.abort_decode_ends,
                 "tokens_after_reject": bound.tokens_after_reject,
+                "stream_scales": bound.stream_scales,
                 "rounds": [
                     {
                         "decode_end": r.decode_end,
@@ -208,8 +227,8 @@ def table(result: dict[str, Any]) -> str:
         )
         if "abort_skipped_fraction" in d:
             lines.append(
-                f"{'':<12}early abort skipped {d['abort_skipped_fraction']:.0%} of the "
-                f"{d['tokens_after_reject']} tokens left after the rejected field"
+                f"{'':<12}early abort skipped {d['abort_skipped_fraction']:.0%} of the decode "
+                "left after the rejected field"
             )
     s = result["settings"]
     lines += [

@@ -51,6 +51,9 @@ class Settings:
     out: Path
     model: str
     rows: int
+    # Workloads measured at concurrency above 1 (None: all); --quick keeps one, for time.
+    concurrent_workloads: frozenset[str] | None = None
+    bound_warmup: bool = True  # one unmeasured stream per round first (a cold prefix is slow)
 
 
 def settings_from_args(args: argparse.Namespace, model: str) -> Settings:
@@ -59,21 +62,27 @@ def settings_from_args(args: argparse.Namespace, model: str) -> Settings:
     if unknown:
         raise SystemExit(f"conveyor bench: unknown system(s) {sorted(unknown)} (known: {SYSTEMS})")
     names = [w.strip() for w in args.workloads.split(",")] if args.workloads else None
+    if names is None and args.quick:
+        names = list(QUICK_WORKLOADS)
     reps = args.reps or (2 if args.quick else 5)
     concurrency = sorted({int(c) for c in args.concurrency.split(",")})
     return Settings(
         workloads=load_all(names),
         systems=systems,
         reps=reps,
-        bound_reps=args.bound_reps or (2 if args.quick else 3),
+        bound_reps=args.bound_reps or (1 if args.quick else 3),
         concurrency=concurrency,
         batches=args.batches or (1 if args.quick else 2),
         search_latency=args.search_latency,
         out=Path(args.out),
         model=model,
         rows=args.rows,
+        concurrent_workloads=frozenset({"codegen"}) if args.quick else None,
     )
 
+
+# --quick: the workloads with targets, to finish within 3 minutes on 2 cores.
+QUICK_WORKLOADS = ("codegen", "search", "planning", "validation", "calculator")
 
 Runner = Callable[[Workload], Awaitable[RunRecord]]
 
@@ -105,7 +114,7 @@ async def measure_systems(
                 per_system[name]["runs"].append((await run(workload)).as_dict())
                 bar.update()
         for size in settings.concurrency:
-            if size == 1:
+            if size == 1 or not _concurrent(settings, workload):
                 continue
             for name, run in runners.items():
                 batches = []
@@ -117,9 +126,15 @@ async def measure_systems(
     return results
 
 
+def _concurrent(settings: Settings, workload: Workload) -> bool:
+    chosen = settings.concurrent_workloads
+    return chosen is None or workload.name in chosen
+
+
 def _bar_total(settings: Settings, systems: int) -> int:
     extra = sum(settings.batches for c in settings.concurrency if c != 1)
-    return len(settings.workloads) * systems * (1 + settings.reps + extra)
+    concurrent = sum(_concurrent(settings, w) for w in settings.workloads)
+    return systems * (len(settings.workloads) * (1 + settings.reps) + concurrent * extra)
 
 
 def _mode_runner(system: ConveyorSystem, name: str) -> Runner:
@@ -145,7 +160,13 @@ async def _conveyor_phase(
         async with httpx.AsyncClient(base_url=server.base_url, timeout=600.0) as http:
             for workload in tqdm(settings.workloads, desc="ideal bound", unit="workload"):
                 bounds[workload.name] = await measure_bound(
-                    http, model, sidecar, specs, workload, settings.bound_reps
+                    http,
+                    model,
+                    sidecar,
+                    specs,
+                    workload,
+                    settings.bound_reps,
+                    settings.bound_warmup,
                 )
         results: dict[str, Any] = {}
         if modes:

@@ -7,6 +7,7 @@ system runs the same tools under the same isolation and limits.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,15 +67,27 @@ class CallRun:
 
 
 async def run_call(
-    client: SidecarClient, specs: dict[str, dict[str, Any]], name: str, arguments_text: str
+    client: SidecarClient,
+    specs: dict[str, dict[str, Any]],
+    name: str,
+    arguments_text: str,
+    spacing: float = 0.0,
 ) -> CallRun:
-    """Run one complete call: open, every unit, finish; as a client-side agent loop does."""
+    """Run one complete call: open, every unit, finish; as a client-side agent loop does.
+
+    ``spacing`` (seconds between units) lets a reject arrive before more units are sent, so a
+    measurement sees the reject rather than a unit racing the worker's exit.
+    """
     units = units_of(specs[name], arguments_text)
     invocation = await client.open(name)
     for unit in units:
+        if invocation.done:
+            break
         if isinstance(unit, ParseError):
             await invocation.cancel()
             break
         await invocation.feed(unit)
+        if spacing:
+            await asyncio.sleep(spacing)
     await invocation.finish()
     return CallRun(await invocation.outcome(), units)
