@@ -46,3 +46,18 @@ async def test_generate_streams_and_reports_speed(engine) -> None:
     assert out.getvalue() == "Hello there, friend.\n"
     assert stats.tokens >= 3 and stats.decode_tokens_per_s > 0
     assert 0 < stats.first_token_s <= stats.total_s
+
+
+async def test_replay_bias_makes_a_forced_text_cost_the_same_whatever_the_prompt(engine) -> None:
+    text = FORCED[2]
+    counts = []
+    for i, prompt in enumerate(["a", "a much longer and rather different prompt " * 5]):
+        ids = engine.render([{"role": "user", "content": prompt}])
+        params = sampling_params(8, force=text, token_bias=engine.replay_bias)
+        deltas = await _collect(engine, ids, params, f"bias-{i}")
+        assert "".join(d.text for d in deltas) == text
+        counts.append(sum(d.tokens for d in deltas))
+    # Longest-match tokenization: the same steps for both prompts, and about what the tokenizer
+    # itself makes of the text (plus the final EOS step).
+    assert counts[0] == counts[1]
+    assert counts[0] <= len(engine.encode(text)) + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from conveyor.runtime.model import MANIFEST_NAME, ModelError, build_tiny, check_model
+from conveyor.runtime.model import (
+    MANIFEST_NAME,
+    ModelError,
+    TinyModelSpec,
+    build_tiny,
+    check_model,
+)
 
 
 def test_two_builds_are_byte_identical(tiny_model: Path, tmp_path: Path) -> None:
@@ -19,6 +26,17 @@ def test_two_builds_are_byte_identical(tiny_model: Path, tmp_path: Path) -> None
     assert MANIFEST_NAME in names and "model.safetensors" in names
     for name in names:
         assert (tiny_model / name).read_bytes() == (again / name).read_bytes(), name
+
+
+def test_a_model_of_another_recipe_is_rebuilt(tiny_model: Path, tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    old = build_tiny(tmp_path / "old", replace(TinyModelSpec(), recipe=1))
+    assert build_tiny(old) == old
+    assert (old / "model.safetensors").read_bytes() == (
+        tiny_model / "model.safetensors"
+    ).read_bytes()
+    assert json.loads((old / MANIFEST_NAME).read_text())["spec"]["recipe"] == TinyModelSpec().recipe
 
 
 def test_an_intact_model_is_reused(tiny_model: Path) -> None:
@@ -33,7 +51,8 @@ def test_the_tokenizer_keeps_tool_markers_whole(tiny_model: Path) -> None:
     tokenizer = AutoTokenizer.from_pretrained(tiny_model)
     for marker in ["<tool_call>", "</tool_call>", "<tool_response>", "[TOOL_CALLS]"]:
         ids = tokenizer.encode(marker, add_special_tokens=False)
-        assert len(ids) == 1 and tokenizer.decode(ids) == marker
+        # One token, and not a special one: it must survive skip_special_tokens.
+        assert len(ids) == 1 and tokenizer.decode(ids, skip_special_tokens=True) == marker
 
 
 def test_the_chat_template_renders_tools_calls_and_results(tiny_model: Path) -> None:

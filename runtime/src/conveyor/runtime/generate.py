@@ -38,7 +38,8 @@ async def generate(
     prompt_ids = (
         engine.encode(prompt) if raw else engine.render([{"role": "user", "content": prompt}])
     )
-    params = sampling_params(max_tokens, force=force, temperature=temperature)
+    bias = engine.replay_bias if force is not None else None
+    params = sampling_params(max_tokens, force=force, temperature=temperature, token_bias=bias)
     started = time.perf_counter()
     first = None
     tokens = 0

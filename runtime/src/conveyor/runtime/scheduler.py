@@ -227,6 +227,7 @@ class Scheduler:
             temperature=plan.temperature,
             seed=plan.seed,
             top_p=plan.top_p,
+            token_bias=self.engine.replay_bias if turn.forced is not None else None,
         )
         stream = (
             ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")

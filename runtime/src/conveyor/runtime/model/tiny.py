@@ -50,6 +50,7 @@ class TinyModelSpec:
     num_kv_heads: int = 2
     max_positions: int = 8192
     seed: int = 20240601
+    recipe: int = 2  # bump when the build changes: a model built by another recipe is rebuilt
 
 
 def _package_text(name: str) -> str:
@@ -68,7 +69,7 @@ def _train_tokenizer(spec: TinyModelSpec):  # -> PreTrainedTokenizerFast
     tokenizer.add_tokens([AddedToken(m, special=False, normalized=False) for m in TOOL_MARKERS])
     trainer = trainers.BpeTrainer(
         vocab_size=spec.vocab_size,
-        special_tokens=SPECIAL_TOKENS + TOOL_MARKERS,
+        special_tokens=SPECIAL_TOKENS,  # listing the markers here would make them special
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -156,8 +157,9 @@ def build_tiny(out: Path = DEFAULT_MODEL_DIR, spec: TinyModelSpec | None = None)
     if (out / MANIFEST_NAME).exists():
         try:
             check_model(out)
-            return out
-        except ModelError:
+            if json.loads((out / MANIFEST_NAME).read_text())["spec"] == asdict(spec):
+                return out
+        except (ModelError, ValueError, KeyError):
             pass  # rebuild below
     out.parent.mkdir(parents=True, exist_ok=True)
     # Build beside the target and rename at the end: an interrupted build never looks intact.
