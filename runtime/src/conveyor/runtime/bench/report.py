@@ -216,13 +216,15 @@ def table(result: dict[str, Any]) -> str:
             for s in ("conveyor-partial", "conveyor-sequential", "vllm-client-loop")
         )
         mark = "*" if w.get("emulated") else ""
+        # Where nothing can overlap, sequential and ideal coincide and the ratio is noise.
+        effic = d.get("efficiency") if w.get("overlap_possible", True) else None
         lines.append(
             f"{(name + mark):<12}{_fmt(med['conveyor-partial'], '{:.3f}'):>9}"
             f"{_fmt(med['conveyor-sequential'], '{:.3f}'):>11}"
             f"{_fmt(med['vllm-client-loop'], '{:.3f}'):>10}{_fmt(d.get('ideal'), '{:.3f}'):>8}"
             f"{_fmt(d.get('reduction_vs_sequential'), '{:+.1%}'):>8}"
             f"{_fmt(d.get('speedup_vs_peer'), '{:.2f}x'):>9}"
-            f"{_fmt(d.get('efficiency'), '{:.2f}'):>8}"
+            f"{_fmt(effic, '{:.2f}'):>8}"
             f"{rps:>18}"
         )
         if "abort_skipped_fraction" in d:
