@@ -161,3 +161,24 @@ async def test_slow_tool_backpressure_is_per_id(sidecar: SidecarProcess) -> None
     assert frames["slow"]["reason"] == "backpressure", frames
     assert frames["other"]["content"] == "2"  # other ids are served all the while
     await ws.close()
+
+
+async def test_frames_already_in_flight_after_a_reject_are_dropped(
+    sidecar: SidecarProcess,
+) -> None:
+    """The client cannot know of a reject before it has sent the next units: those frames reach a
+    worker that has already exited and must vanish, not break the connection."""
+    ws = await raw(sidecar)
+    await ws.send(json.dumps({"type": "open", "id": "r", "tool": "calculator"}))
+    bad = {"type": "unit", "id": "r", "unit": unit_to_json(Field(("expression",), 12345))}
+    await ws.send(json.dumps(bad))
+    for i in range(20):
+        late = {"type": "unit", "id": "r", "unit": unit_to_json(Field(("note", i), "x" * 100))}
+        await ws.send(json.dumps(late))
+        await asyncio.sleep(0.002)
+    await ws.send(json.dumps({"type": "finish", "id": "r"}))
+    frame = await answer(ws)
+    assert (frame["type"], frame["id"]) == ("reject", "r"), frame
+    await calculator_works(ws, "after")
+    await ws.close()
+    assert sidecar.proc.poll() is None

@@ -72,12 +72,17 @@ class WorkerProcess:
     # -- sending -------------------------------------------------------------------------------
 
     def send_raw(self, payload: bytes) -> None:
-        assert self.writer is not None
-        self.writer.write(pack(payload))
+        self._write(pack(payload))
 
     def send(self, obj: dict[str, Any]) -> None:
+        self._write(pack_json(obj))
+
+    def _write(self, data: bytes) -> None:
         assert self.writer is not None
-        self.writer.write(pack_json(obj))
+        # A worker that rejected or died may still be sent the frames the client had already
+        # in flight: its exit, not those frames, decides the outcome, so they are dropped.
+        if not self.writer.is_closing():
+            self.writer.write(data)
 
     def pending_bytes(self) -> int:
         if self.writer is None:
