@@ -154,7 +154,7 @@ class Scheduler:
             try:
                 await self._decode(plan, turn, prompt_ids, emit)
                 phase = phase.to(Phase.AWAITING_TOOLS)
-                tools_done = await self._collect(plan, turn, emit)
+                tools_done = await self._collect(turn, emit)
             except BaseException:
                 # Client gone or server stopping: nothing of this request may keep running.
                 # Shielded, so a second cancellation cannot cut the clean-up short.
@@ -170,7 +170,7 @@ class Scheduler:
             timing.exposed_seconds += max(0.0, tools_done - turn.decode[1])
             for call in turn.calls.values():
                 busy.extend(busy_intervals(call.busy()))
-            self._account(plan, turn, timing)
+            self._account(turn, timing)
 
             client_calls = [c for c in turn.calls.values() if c.kind is CallKind.CLIENT]
             tool_messages = [
@@ -187,17 +187,16 @@ class Scheduler:
                 {**message, "timing": call.timing(turn.decode[1])}
                 for message, call in zip(tool_messages, _server_calls(turn), strict=True)
             ]
+            if tool_messages:
+                intermediate += shown
             if client_calls or not tool_messages or not plan.more_rounds(index + 1):
                 phase = phase.to(Phase.FINISHED)
-                if tool_messages:
-                    intermediate += shown
                 finish = "tool_calls" if client_calls else turn.finish_reason or "stop"
                 if finish == "abort":
                     finish = "stop"
                 break
             # The raw turn text goes back verbatim so the next prompt shares its prefix (cache).
             messages += [{"role": "assistant", "content": turn.text}, *tool_messages]
-            intermediate += shown
             phase = phase.to(Phase.DECODING)
             index += 1
 
@@ -331,7 +330,7 @@ class Scheduler:
         self._abort_tasks.add(task)
         task.add_done_callback(self._abort_tasks.discard)
 
-    async def _collect(self, plan: RequestPlan, turn: Turn, emit: Emit) -> float:
+    async def _collect(self, turn: Turn, emit: Emit) -> float:
         """Settle every call of the turn; returns when the last tool result arrived."""
         for call in turn.calls.values():
             if call.kind is CallKind.HOSTED and call.outcome is None:
@@ -352,7 +351,7 @@ class Scheduler:
             )
         return done
 
-    def _account(self, plan: RequestPlan, turn: Turn, timing: Timing) -> None:
+    def _account(self, turn: Turn, timing: Timing) -> None:
         decode = [turn.decode]
         for call in turn.calls.values():
             if call.kind is not CallKind.HOSTED:

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import os
 import resource
+import sys
 from dataclasses import dataclass
 
 CLONE_NEWNS = 0x00020000
@@ -73,15 +74,23 @@ def enter_namespaces(network: bool, workdir: str, hide_paths: list[str]) -> tupl
         applied += _expose_interpreter(workdir)
     except OSError:
         return applied, workdir
+    # A temp directory that holds the Python installation or the code on sys.path (a checkout
+    # or a virtualenv under /tmp) stays shared: covering it would leave nothing to import.
+    python = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, *sys.path) if p}
     try:
         # /tmp last: once it is covered, a workdir below it can no longer be named.
         for path in ("/var/tmp", "/dev/shm", "/tmp"):
-            if os.path.isdir(path):
-                _mount(workdir, path, "", MS_BIND)
+            if not os.path.isdir(path):
+                continue
+            if any(os.path.commonpath([path, p]) == path for p in python):
+                applied.append(f"shared {path} (the Python installation is under it)")
+                continue
+            _mount(workdir, path, "", MS_BIND)
+            if path == "/tmp":
+                applied.append("private /tmp")
+                workdir = "/tmp"
     except OSError:
         return applied, workdir
-    applied.append("private /tmp")
-    workdir = "/tmp"
     hidden = []
     for path in hide_paths:
         try:
