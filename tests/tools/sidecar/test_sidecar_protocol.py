@@ -147,7 +147,8 @@ async def test_disconnect_mid_invocation_cancels_and_recycles(sidecar: SidecarPr
 async def test_slow_tool_backpressure_is_per_id(sidecar: SidecarProcess) -> None:
     ws = await raw(sidecar)
     await ws.send(json.dumps({"type": "open", "id": "slow", "tool": "python"}))
-    sleep = unit_to_json(Statement("import time; time.sleep(2)\n", 1))
+    # Asleep for longer than the test can take to send: the units can only pile up.
+    sleep = unit_to_json(Statement("import time; time.sleep(30)\n", 1))
     await ws.send(json.dumps({"type": "unit", "id": "slow", "unit": sleep}))
     filler = unit_to_json(Statement("x = '" + "y" * 60_000 + "'\n", 2))
     text = json.dumps({"type": "unit", "id": "slow", "unit": filler})
