@@ -147,12 +147,13 @@ async def test_disconnect_mid_invocation_cancels_and_recycles(sidecar: SidecarPr
 async def test_slow_tool_backpressure_is_per_id(sidecar: SidecarProcess) -> None:
     ws = await raw(sidecar)
     await ws.send(json.dumps({"type": "open", "id": "slow", "tool": "python"}))
-    # Asleep for longer than the test can take to send: the units can only pile up.
     sleep = unit_to_json(Statement("import time; time.sleep(30)\n", 1))
     await ws.send(json.dumps({"type": "unit", "id": "slow", "unit": sleep}))
     filler = unit_to_json(Statement("x = '" + "y" * 60_000 + "'\n", 2))
     text = json.dumps({"type": "unit", "id": "slow", "unit": filler})
-    for _ in range(200):  # 12 MB for a tool that is asleep: over max_pending_bytes
+    # 24 MB for a tool that is asleep: more than the worker queues (256 units, 15 MB) plus the
+    # sidecar's max_pending_bytes (4 MB), whatever the timing.
+    for _ in range(400):
         await ws.send(text)
     await ws.send(json.dumps({"type": "open", "id": "other", "tool": "calculator"}))
     unit = unit_to_json(Field(("expression",), "1+1"))
@@ -162,24 +163,3 @@ async def test_slow_tool_backpressure_is_per_id(sidecar: SidecarProcess) -> None
     assert frames["slow"]["reason"] == "backpressure", frames
     assert frames["other"]["content"] == "2"  # other ids are served all the while
     await ws.close()
-
-
-async def test_frames_already_in_flight_after_a_reject_are_dropped(
-    sidecar: SidecarProcess,
-) -> None:
-    """The client cannot know of a reject before it has sent the next units: those frames reach a
-    worker that has already exited and must vanish, not break the connection."""
-    ws = await raw(sidecar)
-    await ws.send(json.dumps({"type": "open", "id": "r", "tool": "calculator"}))
-    bad = {"type": "unit", "id": "r", "unit": unit_to_json(Field(("expression",), 12345))}
-    await ws.send(json.dumps(bad))
-    for i in range(20):
-        late = {"type": "unit", "id": "r", "unit": unit_to_json(Field(("note", i), "x" * 100))}
-        await ws.send(json.dumps(late))
-        await asyncio.sleep(0.002)
-    await ws.send(json.dumps({"type": "finish", "id": "r"}))
-    frame = await answer(ws)
-    assert (frame["type"], frame["id"]) == ("reject", "r"), frame
-    await calculator_works(ws, "after")
-    await ws.close()
-    assert sidecar.proc.poll() is None
