@@ -7,7 +7,6 @@ outputs), which is how tests and benchmarks replay scripted assistant turns at r
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
@@ -21,10 +20,6 @@ if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
 
 log = logging.getLogger(__name__)
-
-# Per character of a token: well above the tiny model's logits (|logit| < 1); capped at the ±100
-# that vLLM's API accepts for logit_bias.
-REPLAY_BIAS_PER_CHAR = 4.0
 
 # Regex metacharacters only: escaping spaces or quotes as `re.escape` does makes xgrammar warn.
 _REGEX_SPECIAL = {c: "\\" + c for c in r".^$*+?{}[]\|()/"} | {"\n": r"\n", "\t": r"\t", "\r": r"\r"}
@@ -95,7 +90,8 @@ def sampling_params(
 ) -> SamplingParams:
     """Delta-streaming sampling parameters; ``force`` pins the output to an exact text.
 
-    ``token_bias`` (see ``Engine.replay_bias``) fixes how a forced text is cut into tokens.
+    ``token_bias`` is a logit bias by token id (replay uses it to fix how a forced text is cut
+    into tokens: ``replay.longest_match_bias``).
     """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
@@ -144,19 +140,6 @@ class Engine:
         engine = cls(AsyncLLM.from_engine_args(options.engine_args()))
         log.info("engine ready in %.1f s", time.perf_counter() - started)
         return engine
-
-    @functools.cached_property
-    def replay_bias(self) -> dict[int, float]:
-        """A logit bias that makes a forced text decode as its longest-match tokenization.
-
-        Structured outputs fix the characters, not the tokens: the model picks among every
-        tokenization of the text, and a random model picks differently for every prompt, so
-        the same replayed turn would cost a different number of decode steps in each system
-        compared. Biasing each token by its length makes the longest allowed token win, which is
-        close to how a trained model writes the text, and the same whatever the prompt.
-        """
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        return {i: min(100.0, REPLAY_BIAS_PER_CHAR * len(t or "")) for i, t in enumerate(tokens)}
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
