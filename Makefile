@@ -15,7 +15,7 @@ setup: $(STAMP)
 $(STAMP): tools/pyproject.toml runtime/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu]' -e ./operator -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu,bench]' -e ./operator -r requirements-dev.txt
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
