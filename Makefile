@@ -19,10 +19,14 @@ $(STAMP): tools/pyproject.toml runtime/pyproject.toml operator/pyproject.toml re
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
+# Style, the import contracts of pyproject.toml, no import cycle inside conveyor.* (lazy and
+# TYPE_CHECKING imports count), and the type checker.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_cycles.py conveyor
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

@@ -175,8 +175,8 @@ def parse_request(body: Any, policy: ServerPolicy) -> ChatRequest:
             raise BadRequest("conveyor.tools: must be a list of hosted tool names")
         missing = [n for n in selected if n not in policy.hosted_tools]
         if missing:
-            hosted = ", ".join(sorted(policy.hosted_tools)) or "none"
-            raise BadRequest(f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {hosted})")
+            known = ", ".join(sorted(policy.hosted_tools)) or "none"
+            raise BadRequest(f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {known})")
         hosted = frozenset(selected)
     elif request_tools:
         hosted = frozenset(n for n in request_tools if n in policy.hosted_tools)

@@ -10,13 +10,14 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
+    from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ class EngineOptions:
     enable_prefix_caching: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def engine_args(self):  # -> AsyncEngineArgs
+    def engine_args(self) -> AsyncEngineArgs:
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         cpu = cpu_build()
@@ -155,11 +156,12 @@ class Engine:
 
     async def stream(
         self, prompt_ids: list[int], params: SamplingParams, request_id: str
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         """Text deltas as the engine makes them; closing the iterator aborts the request."""
         from vllm.inputs import TokensPrompt
 
-        outputs = self.llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
+        llm = self._running()
+        outputs = llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
         try:
             async for output in outputs:
                 completion = output.outputs[0]
@@ -175,12 +177,15 @@ class Engine:
 
     async def check_health(self) -> None:
         """Raise if the engine is dead or shut down."""
-        if self.llm is None:
-            raise RuntimeError("the engine is shut down")
-        await self.llm.check_health()
+        await self._running().check_health()
 
     async def abort(self, request_id: str) -> None:
-        await self.llm.abort(request_id)
+        await self._running().abort(request_id)
+
+    def _running(self) -> AsyncLLM:
+        if self.llm is None:
+            raise RuntimeError("the engine is shut down")
+        return self.llm
 
     def shutdown(self) -> None:
         # Drop our reference too: vLLM's __del__ fails if it first runs at interpreter teardown.

@@ -206,18 +206,21 @@ class Scheduler:
             elif call.kind is CallKind.HOSTED and request.mode is Mode.PARTIAL:
                 await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
         elif isinstance(event, ArgumentsDelta):
-            call = turn.calls.get(event.call_id)
-            if call is None or call.outcome is not None and call.kind is not CallKind.CLIENT:
-                return
-            call.arguments_text += event.text
-            if call.kind is CallKind.CLIENT:
-                await emit(ClientCallDelta(call.index, None, None, event.text))
-            elif call.kind is CallKind.HOSTED:
-                await call.send(turn.units.cut(event))
+            await self._on_arguments(turn, event, emit)
         elif isinstance(event, CallFinished):
             await self._on_call_finished(request, turn, event, emit)
         elif isinstance(event, ParseError):
             await self._on_parse_error(turn, event)
+
+    async def _on_arguments(self, turn: Turn, event: ArgumentsDelta, emit: Emit) -> None:
+        call = turn.calls.get(event.call_id)
+        if call is None or call.outcome is not None and call.kind is not CallKind.CLIENT:
+            return
+        call.arguments_text += event.text
+        if call.kind is CallKind.CLIENT:
+            await emit(ClientCallDelta(call.index, None, None, event.text))
+        elif call.kind is CallKind.HOSTED:
+            await call.send(turn.units.cut(event))
 
     def _new_call(self, request: ChatRequest, turn: Turn, event: CallStarted) -> Call:
         index = len(turn.calls)
