@@ -49,8 +49,9 @@ _CALL_TRANSITIONS = {
 }
 
 
-def error_outcome(message: str, reason: str = "error") -> Outcome:
-    return Outcome("error", message, True, reason=reason)
+def error_outcome(message: str) -> Outcome:
+    """An error the runtime itself gives a call (the sidecar never saw it, or not in time)."""
+    return Outcome("error", message, True)
 
 
 def result_text(outcome: Outcome | None) -> str:
