@@ -3,8 +3,8 @@
 A hosted call is cut into units by its tool's segmenter (``UnitCutter``). In partial mode every
 unit goes to the sidecar the moment it is complete; in sequential mode the units are held and
 the invocation opens only once the call is complete. Either way ``outcome`` is known at the end
-of the turn. ``UnitCutter``, ``units_of`` and ``result_text`` are shared with the benchmark, so
-that it cuts calls and words results exactly as the scheduler does.
+of the turn. ``UnitCutter``, ``units_of``, ``result_text`` and ``outcome_label`` are shared with
+the benchmark, so that it cuts calls and words results exactly as the scheduler does.
 """
 
 from __future__ import annotations
@@ -52,6 +52,15 @@ _CALL_TRANSITIONS = {
 def error_outcome(message: str) -> Outcome:
     """An error the runtime itself gives a call (the sidecar never saw it, or not in time)."""
     return Outcome("error", message, True)
+
+
+def outcome_label(outcome: Outcome | None) -> str:
+    """``ok``, ``error``, ``rejected`` or ``cancelled`` (None: the call never ended)."""
+    if outcome is None or outcome.reason == "cancelled":
+        return "cancelled"
+    if outcome.kind == "reject":
+        return "rejected"
+    return "error" if outcome.is_error else "ok"
 
 
 def result_text(outcome: Outcome | None) -> str:
@@ -134,12 +143,7 @@ class Call:
 
     def outcome_label(self) -> str:
         """The ``outcome`` label of ``conveyor_tool_calls_total``."""
-        outcome = self.outcome
-        if outcome is None or outcome.reason == "cancelled":
-            return "cancelled"
-        if outcome.kind == "reject":
-            return "rejected"
-        return "error" if outcome.is_error else "ok"
+        return outcome_label(self.outcome)
 
     def result_text(self) -> str:
         """What the model reads as this call's tool message."""
