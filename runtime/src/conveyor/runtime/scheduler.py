@@ -34,8 +34,8 @@ from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
-    ParseError,
     Text,
     ToolCallStream,
 )
@@ -275,7 +275,7 @@ class Scheduler:
                 await call.send(call.segmenter.feed(event.text))
         elif isinstance(event, CallFinished):
             await self._on_call_finished(plan, turn, event, emit)
-        elif isinstance(event, ParseError):
+        elif isinstance(event, CallMalformed):
             await self._on_parse_error(turn, event)
 
     def _new_call(self, plan: RequestPlan, turn: Turn, event: CallStarted) -> Call:
@@ -309,7 +309,7 @@ class Scheduler:
         if call.kind is not CallKind.CLIENT:
             await emit(HostedCallWritten(turn.index, call.call_id, call.name, event.arguments))
 
-    async def _on_parse_error(self, turn: Turn, event: ParseError) -> None:
+    async def _on_parse_error(self, turn: Turn, event: CallMalformed) -> None:
         call = turn.calls.get(event.call_id)
         if call is None:
             call = Call(event.call_id, "unknown", CallKind.INVALID, len(turn.calls))

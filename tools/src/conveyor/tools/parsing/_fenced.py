@@ -14,9 +14,9 @@ from conveyor.tools.parsing._base import FormatParser
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 
@@ -110,7 +110,7 @@ class FencedParser(FormatParser):
                 rest = rest[self.closer.match(rest).end() :]  # type: ignore[union-attr]
             else:
                 self._in_block = False
-                out.append(ParseError(self._call_id, f"truncated {self.tool} block"))
+                out.append(CallMalformed(self._call_id, f"truncated {self.tool} block"))
                 rest = ""
         if rest:
             out.append(Text(rest))

@@ -16,9 +16,9 @@ from conveyor.tools.parsing._base import WS, FormatParser
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 
@@ -120,7 +120,7 @@ class PythonicParser(FormatParser):
                 self._state, i = _TEXT, k + 1
 
     def _fail(self, out: list[Event], call_id: str, message: str) -> None:
-        out.append(ParseError(call_id, message))
+        out.append(CallMalformed(call_id, message))
         self._state = _SKIP
 
     def _close_value(self, out: list[Event]) -> None:
@@ -149,9 +149,9 @@ class PythonicParser(FormatParser):
         if st == _TEXT and rest:
             out.append(Text(rest))
         elif st in (_ARG, _VALUE, _ARG_SEP):
-            out.append(ParseError(self._call_id, "truncated tool call"))
+            out.append(CallMalformed(self._call_id, "truncated tool call"))
         elif st == _HEAD_S:
-            out.append(ParseError(self.new_id(), "truncated tool call"))
+            out.append(CallMalformed(self.new_id(), "truncated tool call"))
         self._state = _TEXT
 
 
