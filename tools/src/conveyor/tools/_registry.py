@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from conveyor.tools._tool import Tool
 
@@ -92,5 +92,5 @@ def _as_factory(tool: Any) -> ToolFactory:
         cls = tool
         return lambda config: cls(config=config)
     if callable(tool):
-        return tool  # type: ignore[no-any-return]
+        return cast(ToolFactory, tool)
     raise TypeError(f"not a tool class or factory: {tool!r}")

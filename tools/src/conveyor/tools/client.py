@@ -19,7 +19,7 @@ import logging
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
@@ -61,16 +61,20 @@ class Outcome:
     content: str
     is_error: bool
     data: dict[str, Any] | None = None
-    timing: Timing = field(default_factory=lambda: Timing())
+    timing: dict[str, Any] = field(default_factory=dict)  # a protocol ``Timing``
     reason: Reason | None = None  # for errors: timeout, cpu limit, connection lost...
 
     @classmethod
     def from_frame(cls, frame: ServerFrame) -> Outcome:
         if isinstance(frame, ResultFrame):
-            return cls("result", frame.content, frame.is_error, frame.data, frame.timing)
+            return cls("result", frame.content, frame.is_error, frame.data, _plain(frame.timing))
         if isinstance(frame, RejectFrame):
-            return cls("reject", frame.reason, True, None, frame.timing)
+            return cls("reject", frame.reason, True, None, _plain(frame.timing))
         return cls("error", frame.message, True, reason=frame.reason)
+
+
+def _plain(timing: Timing) -> dict[str, Any]:
+    return cast(dict[str, Any], timing)  # a TypedDict is a dict: callers index it freely
 
 
 class Invocation:

@@ -97,7 +97,7 @@ class CallObject:
                 if closed:
                     self._state = _AFTER
                 continue
-            i = _WS.match(s, i).end()  # type: ignore[union-attr]
+            i = _WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
             if i >= n:
                 break
             c = s[i]
@@ -184,7 +184,7 @@ class CallObject:
                 return -1
             self._state = _AFTER
             return m.end()
-        j = _SCALAR.match(s, i).end()  # type: ignore[union-attr]
+        j = _SCALAR.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
         if j >= len(s):
             return -1
         self._state = _AFTER

@@ -48,7 +48,7 @@ class MistralParser(FormatParser):
                 i = found + len(TAG)
                 self._state = _AFTER_TAG
             elif st == _AFTER_TAG or st == _ITEM or st == _ITEM_SEP:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 c = s[j]
@@ -91,7 +91,7 @@ class MistralParser(FormatParser):
                 out.append(CallStarted(self._v11_id, self._v11_name))
                 self._state, i = _V11_ARGS_START, m.end()
             elif st == _V11_ARGS_START:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 if s[j] != "{":

@@ -145,14 +145,14 @@ class WorkerProcess:
         if self._kill_exit is None:
             self._kill_exit = exit
         if self.pid and self.exit is None:
-            for target in (
-                lambda: os.killpg(self.pid, signal.SIGKILL),
-                lambda: os.kill(self.pid, 9),
-            ):
-                try:
-                    target()
-                except (ProcessLookupError, PermissionError):
-                    pass
+            try:
+                os.killpg(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
 
     async def _read_loop(self, max_bytes: int) -> None:
         assert self._reader is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -21,10 +22,10 @@ class _GracefulServer(uvicorn.Server):
     def __init__(self, config: uvicorn.Config, sidecar: Sidecar) -> None:
         super().__init__(config)
         self.sidecar = sidecar
-        self._drain: asyncio.Task[None] | None = None
+        self._drain: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
 

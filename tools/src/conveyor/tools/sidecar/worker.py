@@ -110,7 +110,8 @@ class Worker:
     ) -> bool:
         """Feed this invocation's frames to its task until it ends; True if the worker stays."""
         while True:
-            done, _ = await asyncio.wait({task, self._next()}, return_when=asyncio.FIRST_COMPLETED)
+            either: set[asyncio.Future[Any]] = {task, self._next()}
+            done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
             if task in done:
                 return task.result()
             msg = self._take()
