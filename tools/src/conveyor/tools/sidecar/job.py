@@ -216,7 +216,7 @@ class Job:
 
     def on_message(self, msg: FromWorker) -> None:
         if self.state is State.DONE:
-            if isinstance(msg, Cancelled) and self._workers.keeps_state:
+            if isinstance(msg, Cancelled):  # the tool has let go: the worker goes back now
                 self._drop_worker(keep=True)
             return
         if isinstance(msg, CallResult):

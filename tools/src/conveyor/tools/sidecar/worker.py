@@ -103,6 +103,19 @@ class Worker:
             queue: asyncio.Queue[UnitFrame | Finish] = asyncio.Queue(QUEUE_SIZE)
             task = asyncio.create_task(self._invoke(msg, queue))
             if not await self._pump(task, queue, msg.session):
+                await self._drain()
+                return
+
+    async def _drain(self) -> None:
+        """Read (and drop) frames until the sidecar closes the channel or kills this process.
+
+        It does so as soon as it has read the answer. Exiting before that, with frames the
+        client had already sent still unread here, makes the kernel reset the channel, and the
+        sidecar, still writing those frames, could lose the answer it had not read yet.
+        """
+        while True:
+            await self._next()
+            if self._take() is None:
                 return
 
     async def _pump(
