@@ -111,6 +111,7 @@ class Turn:
     rejected_by: Call | None = None
     decoding: bool = True
     decode: Interval = (0.0, 0.0)
+    tool_session: str | None = None  # the request's session on the sidecar
 
 
 async def _ignore(_: Event) -> None:
@@ -137,6 +138,14 @@ class Scheduler:
         self._abort_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, plan: RequestPlan, request_id: str, emit: Emit = _ignore) -> Completion:
+        # One tool session per request: a python call sees the names that the request's earlier
+        # python calls defined, as a notebook's cells do.
+        async with self.sidecar.session() as session:
+            return await self._run(plan, request_id, emit, session.key)
+
+    async def _run(
+        self, plan: RequestPlan, request_id: str, emit: Emit, tool_session: str
+    ) -> Completion:
         started = time.perf_counter()
         messages = list(plan.messages)
         intermediate: list[dict[str, Any]] = []
@@ -148,7 +157,9 @@ class Scheduler:
         busy: list[Interval] = []
         index = 0
         while True:
-            turn = Turn(index, f"{request_id}-{index}", plan.forced_text(index))
+            turn = Turn(
+                index, f"{request_id}-{index}", plan.forced_text(index), tool_session=tool_session
+            )
             prompt_ids = self.engine.render(messages, plan.prompt_tools)
             prompt_tokens += len(prompt_ids)
             try:
@@ -263,7 +274,9 @@ class Scheduler:
                 call.index = index
                 await emit(ClientCallDelta(index, call.call_id, call.name, ""))
             elif call.kind is CallKind.HOSTED and plan.mode is Mode.PARTIAL:
-                await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+                await call.open(
+                    self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                )
         elif isinstance(event, ArgumentsDelta):
             call = turn.calls.get(event.call_id)
             if call is None or call.outcome is not None and call.kind is not CallKind.CLIENT:
@@ -303,7 +316,9 @@ class Scheduler:
         elif call.outcome is None and call.segmenter is not None:
             if await call.send(call.segmenter.close()):
                 if not call.opened and plan.mode is Mode.SEQUENTIAL:
-                    await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+                    await call.open(
+                        self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                    )
                     await call.release_held()
                 await call.finish()
         if call.kind is not CallKind.CLIENT:
