@@ -163,13 +163,19 @@ class Call:
 
     # -- driving the sidecar -------------------------------------------------------------------
 
-    async def open(self, sidecar: SidecarClient, on_outcome: Callable[[Call], None]) -> None:
-        """Open the invocation; ``on_outcome(call)`` runs the moment its outcome arrives."""
+    async def open(
+        self,
+        sidecar: SidecarClient,
+        on_outcome: Callable[[Call], None],
+        session: str | None = None,
+    ) -> None:
+        """Open the invocation (in the tool ``session`` if given); ``on_outcome(call)`` runs the
+        moment its outcome arrives."""
         if not sidecar.connected:
             self.end(error_outcome(f"the tool sidecar at {sidecar.url} is not reachable"))
             return
         try:
-            self.invocation = await sidecar.open(self.name)
+            self.invocation = await sidecar.open(self.name, session=session)
         except (ConnectionError, OSError) as error:
             self.end(error_outcome(f"the tool sidecar could not start {self.name}: {error}"))
             return

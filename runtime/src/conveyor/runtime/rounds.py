@@ -32,6 +32,7 @@ class Turn:
     rejected_by: Call | None = None
     still_decoding: bool = True
     decode: Interval = (0.0, 0.0)
+    tool_session: str | None = None  # the request's session on the sidecar
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
-    ParseError,
     Text,
     ToolCallStream,
 )
@@ -90,6 +90,14 @@ class Scheduler:
         self._abort_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, request: ChatRequest, request_id: str, emit: Emit = _ignore) -> Completion:
+        # One tool session per request: a python call sees the names that the request's earlier
+        # python calls defined, as a notebook's cells do.
+        async with self.sidecar.session() as session:
+            return await self._run(request, request_id, emit, session.key)
+
+    async def _run(
+        self, request: ChatRequest, request_id: str, emit: Emit, tool_session: str
+    ) -> Completion:
         started = time.perf_counter()
         messages = list(request.messages)
         intermediate: list[dict[str, Any]] = []
@@ -103,7 +111,13 @@ class Scheduler:
         index = 0
         while True:
             decoding = request.decoding.round(index)
-            turn = Turn(index, f"{request_id}-{index}", decoding, UnitCutter(hosted_specs))
+            turn = Turn(
+                index,
+                f"{request_id}-{index}",
+                decoding,
+                UnitCutter(hosted_specs),
+                tool_session=tool_session,
+            )
             prompt_ids = self.engine.render(messages, request.prompt_tools)
             prompt_tokens += len(prompt_ids)
             try:
@@ -204,12 +218,14 @@ class Scheduler:
                 call.index = index
                 await emit(ClientCallDelta(index, call.call_id, call.name, ""))
             elif call.kind is CallKind.HOSTED and request.mode is Mode.PARTIAL:
-                await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+                await call.open(
+                    self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                )
         elif isinstance(event, ArgumentsDelta):
             await self._on_arguments(turn, event, emit)
         elif isinstance(event, CallFinished):
             await self._on_call_finished(request, turn, event, emit)
-        elif isinstance(event, ParseError):
+        elif isinstance(event, CallMalformed):
             await self._on_parse_error(turn, event)
 
     async def _on_arguments(self, turn: Turn, event: ArgumentsDelta, emit: Emit) -> None:
@@ -244,13 +260,15 @@ class Scheduler:
         elif call.outcome is None and call.kind is CallKind.HOSTED:
             if await call.send(turn.units.cut(event)):
                 if not call.opened and request.mode is Mode.SEQUENTIAL:
-                    await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+                    await call.open(
+                        self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                    )
                     await call.release_held()
                 await call.finish()
         if call.kind is not CallKind.CLIENT:
             await emit(HostedCallWritten(turn.index, call.call_id, call.name, event.arguments))
 
-    async def _on_parse_error(self, turn: Turn, event: ParseError) -> None:
+    async def _on_parse_error(self, turn: Turn, event: CallMalformed) -> None:
         call = turn.calls.get(event.call_id)
         if call is None:
             call = Call(event.call_id, "unknown", CallKind.INVALID, len(turn.calls))
