@@ -56,7 +56,7 @@ def tmp_checkout_sidecar() -> Iterator[str]:
         config["tools"] = {"calculator": {"validate": True}}
         config["pool"].update(warm_workers=BATCH, max_workers=24)
         config["limits"].update(wall_seconds=60)  # a busy host may be slow to refill the pool
-        config["isolation"] = {"uid_base": TEST_UID_BASE + 500}  # apart from other test sidecars
+        config["isolation"] = {"uid_base": TEST_UID_BASE + 1500}  # apart from other test sidecars
         (root / "tools.yaml").write_text(yaml.safe_dump(config))
         port = free_port()
         python = root / "venv" / "bin" / "python"
