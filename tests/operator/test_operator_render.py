@@ -14,9 +14,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pod_security import restricted_violations
 
 from conveyor.operator.render import Images, render
-from pod_security import restricted_violations
 
 UID = "3f1c2a9e-0000-4000-8000-000000000001"
 MODEL = {"name": "Qwen/Qwen2.5-7B-Instruct"}
