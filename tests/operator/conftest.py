@@ -6,14 +6,21 @@ import asyncio
 import contextlib
 import datetime
 import itertools
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kmock
 import kubernetes
 import pytest
+
+# scripts/pod_security.py: the Pod Security check `make chart` runs too.
+_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.insert(0, _SCRIPTS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

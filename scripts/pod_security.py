@@ -3,7 +3,7 @@
 No API server (and so no Pod Security admission) runs here; this module repeats the profile's
 checks as https://kubernetes.io/docs/concepts/security/pod-security-standards/ lists them
 (baseline plus restricted, Kubernetes 1.35), on the pod spec a Deployment's template holds.
-Not ours to ship: tests import it.
+`make chart` runs it on the chart's operator pod, tests/operator on every pod the operator renders.
 """
 
 from __future__ import annotations
