@@ -24,7 +24,8 @@ def containers(sample: Path) -> tuple[dict, dict, str]:
     children = render(yaml.safe_load(sample.read_text()))
     (deployment,) = [c for c in children if c["kind"] == "Deployment"]
     (config_map,) = [c for c in children if c["kind"] == "ConfigMap"]
-    by_name = {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    pod = deployment["spec"]["template"]["spec"]
+    by_name = {c["name"]: c for c in pod["containers"] + pod["initContainers"]}
     return by_name["runtime"], by_name["tools"], config_map["data"]["tools.yaml"]
 
 
@@ -34,6 +35,9 @@ def test_the_runtime_accepts_its_rendered_command_line(sample: Path) -> None:
     assert runtime["command"] == ["conveyor"]
     args, rest = build_parser().parse_known_args(runtime["args"])
     assert args.command == "serve" and args.sidecar == "http://127.0.0.1:8001"
+    # spec.engine.drainSeconds reaches the runtime's own drain (uvicorn's graceful shutdown).
+    spec = yaml.safe_load(sample.read_text())["spec"]
+    assert args.drain_seconds == spec.get("engine", {}).get("drainSeconds", 60)
     engine_overrides(rest)  # vLLM's own parser: raises SystemExit on an unknown argument
 
 
