@@ -15,7 +15,6 @@ from conveyor.operator.crd import crd_yaml
 from conveyor.operator.render import Images, render
 
 DEFAULT_LIVENESS_PORT = 8080
-PEERING = "conveyor-operator"
 
 
 def _cmd_crd(args: argparse.Namespace) -> None:
@@ -129,7 +128,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--peering",
         metavar="NAME",
         help="run as one of several replicas that elect one active through the (Cluster)"
-        "KopfPeering NAME (the chart uses " + PEERING + "); default: standalone",
+        "KopfPeering NAME, which must exist (the chart creates one named like the operator's "
+        "Deployment); default: standalone",
     )
     run.add_argument(
         "--priority",
