@@ -75,7 +75,11 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
     tools.yaml and its environment; only the model path, ports and cache directories are local),
     then what the kubelet does at termination: SIGTERM to the runtime while a request's tool call
     runs. The runtime must stop being ready at once, finish the request with its tool result, and
-    exit; the sidecar, a native sidecar in the pod, is stopped only after that."""
+    exit; the sidecar, a native sidecar in the pod, is stopped only after that.
+
+    The runtime runs as the pod runs it, with a read-only root filesystem and a writable /tmp
+    (the emptyDir), in a private mount namespace (this needs root, as the test machine is).
+    """
     sample = next(s for s in SAMPLES if s.stem.endswith("cpu-demo"))
     obj = yaml.safe_load(sample.read_text())
     obj["spec"]["engine"]["drainSeconds"] = 30
@@ -104,11 +108,26 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
         _until_up(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 60)
         args = [local.get(a, a) for a in runtime["args"]]
         assert args[args.index("--drain-seconds") + 1] == "30"
+        refused = subprocess.run(
+            [*READ_ONLY_ROOT, "touch", str(Path(__file__).with_name("ro-probe"))],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert "Read-only file system" in refused.stderr, refused.stderr
         server = subprocess.Popen(
-            [sys.executable, "-m", "conveyor.runtime.cli", *args, "--allow-replay"], env=env
+            [
+                *READ_ONLY_ROOT,
+                sys.executable,
+                "-m",
+                "conveyor.runtime.cli",
+                *args,
+                "--allow-replay",
+            ],
+            env=env,
         )
         base = f"http://127.0.0.1:{http_port}"
-        _until_up(f"{base}/ready", server, 600)  # engine start: ~35 s alone, minutes when busy
+        _until_up(f"{base}/ready", server, 420)  # engine start: ~35 s alone, minutes when busy
 
         code = "import time\ntime.sleep(3)\nprint('drained', 6 * 7)\n"
         body = {
@@ -129,7 +148,7 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
             lines += list(stream)
         text = "\n".join(lines)
         assert "drained 42" in text, text[-2000:]
-        assert lines[-1] == "data: [DONE]"
+        assert [line for line in lines if line][-1] == "data: [DONE]"
         assert server.wait(timeout=120) == 0
         assert sidecar.poll() is None  # the sidecar outlived the runtime
     finally:
@@ -149,6 +168,14 @@ def _ready(base: str) -> bool:
             return False
         time.sleep(0.1)
     return True
+
+
+# The pod's root filesystem: read-only, but for /tmp (an emptyDir in the pod; here it also holds
+# the test's cache directory and model). The runtime execs in place, so signals reach it.
+READ_ONLY_ROOT = [
+    "unshare", "--mount", "--propagation", "private", "sh", "-c",
+    'mount --bind /tmp /tmp && mount -o remount,bind,ro / && exec "$@"', "sh",
+]  # fmt: skip
 
 
 def _hermes_call(name: str, arguments: dict) -> str:
