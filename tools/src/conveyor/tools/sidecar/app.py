@@ -27,8 +27,17 @@ def create_app(sidecar: Sidecar) -> Starlette:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
+        # Fail closed: a tool whose sandbox cannot be set up is listed with the reason.
+        unavailable = {
+            name: sidecar.pool.refused[tool.network]
+            for name, tool in sidecar.config.tools.items()
+            if tool.network in sidecar.pool.refused
+        }
         body = {
-            "ready": sidecar.pool.is_warm() and not sidecar.draining,
+            "ready": sidecar.pool.is_warm()
+            and not sidecar.draining
+            and len(unavailable) < len(sidecar.config.tools),
+            "unavailable": unavailable,
             "draining": sidecar.draining,
             "protocol": PROTOCOL,
             "workers_ready": sum(len(r) for r in sidecar.pool.ready.values()),

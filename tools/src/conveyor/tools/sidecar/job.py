@@ -17,7 +17,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from conveyor.tools.protocol import ErrorFrame, Reason, RejectFrame, ResultFrame, ServerFrame
 from conveyor.tools.protocol.worker import (
@@ -29,10 +29,15 @@ from conveyor.tools.protocol.worker import (
     Cancelled,
     FromWorker,
     StartCall,
+    StepCall,
 )
 from conveyor.tools.sidecar.config import ToolSettings
 from conveyor.tools.sidecar.metrics import SidecarMetrics
 from conveyor.tools.sidecar.process import WorkerExit, WorkerProcess
+from conveyor.tools.sidecar.sandbox import SandboxRefused
+
+if TYPE_CHECKING:
+    from conveyor.tools.sidecar.plan_steps import StepBridge
 
 CANCEL_GRACE = 0.5  # seconds a worker gets to run the tool's cancel() before it is killed
 
@@ -98,6 +103,7 @@ class Job:
         self._opened = time.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._waiting: asyncio.Task[None] | None = None
+        self.steps: StepBridge | None = None  # the tools its tool may call (plan steps)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -121,7 +127,11 @@ class Job:
 
     async def _wait_for_worker(self) -> None:
         t0 = time.perf_counter()
-        worker = await self._workers.acquire()
+        try:
+            worker = await self._workers.acquire()
+        except SandboxRefused as e:  # refused while we waited: fail closed
+            self.fail(f"unavailable: {e}", Reason.UNAVAILABLE)
+            return
         self._metrics.worker_wait_seconds.observe(time.perf_counter() - t0)
         if self.state is State.DONE:
             self._workers.release(worker, keep=True)  # unused: it was meant for this id
@@ -144,6 +154,7 @@ class Job:
                     session_cpu_seconds=limits.session_cpu_seconds,
                     max_output=limits.max_output_bytes,
                 ),
+                steps=self.steps.allowed if self.steps is not None else [],
             )
         )
         for raw in self._backlog:
@@ -215,6 +226,10 @@ class Job:
     # -- the worker ----------------------------------------------------------------------------
 
     def on_message(self, msg: FromWorker) -> None:
+        if isinstance(msg, StepCall):
+            if self.steps is not None and self.state is not State.DONE:
+                self.steps.on_message(msg)
+            return
         if self.state is State.DONE:
             if isinstance(msg, Cancelled):  # the tool has let go: the worker goes back now
                 self._drop_worker(keep=True)
@@ -262,6 +277,8 @@ class Job:
 
     def _end(self, frame: ServerFrame, outcome: str, finished: bool) -> None:
         self.advance(State.DONE)
+        if self.steps is not None:
+            self.steps.close()
         for timer in self._timers:
             timer.cancel()
         self._send(frame)
