@@ -5,7 +5,7 @@ steps it references, then feeds its arguments through the tool's own segmenter. 
 steps run in parallel. Config: ``tools`` maps a tool name to the config of its instances.
 
 In the sidecar a step is not run in the planner's process: the registry it is given there
-(:mod:`conveyor.tools.sidecar.plan_steps`) holds only the tools the request allows and the
+(:mod:`conveyor.tools.sidecar.step_registry`) holds only the tools the request allows and the
 server enables, and runs each step as an invocation of that tool, with its own limits, network
 setting and config.
 """

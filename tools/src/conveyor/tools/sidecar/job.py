@@ -17,7 +17,7 @@ import asyncio
 import enum
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from conveyor.tools.protocol import ErrorFrame, Reason, RejectFrame, ResultFrame, ServerFrame
 from conveyor.tools.protocol.worker import (
@@ -35,9 +35,6 @@ from conveyor.tools.sidecar.config import ToolSettings
 from conveyor.tools.sidecar.metrics import SidecarMetrics
 from conveyor.tools.sidecar.process import WorkerExit, WorkerProcess
 from conveyor.tools.sidecar.sandbox import SandboxRefused
-
-if TYPE_CHECKING:
-    from conveyor.tools.sidecar.plan_steps import StepBridge
 
 CANCEL_GRACE = 0.5  # seconds a worker gets to run the tool's cancel() before it is killed
 
@@ -76,6 +73,16 @@ class WorkerSource(Protocol):
         ...
 
 
+class Steps(Protocol):
+    """The tools a job's tool may call in turn (plan steps): see :mod:`.step_bridge`."""
+
+    allowed: list[str]
+
+    def on_message(self, msg: StepCall) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Job:
     """One invocation on the sidecar (the client's ``Invocation`` on the other end)."""
 
@@ -103,7 +110,7 @@ class Job:
         self._opened = time.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._waiting: asyncio.Task[None] | None = None
-        self.steps: StepBridge | None = None  # the tools its tool may call (plan steps)
+        self.steps: Steps | None = None  # the tools its tool may call (plan steps)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

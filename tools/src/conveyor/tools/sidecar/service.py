@@ -22,10 +22,10 @@ from conveyor.tools.sidecar.config import ConfigError, SidecarConfig, ToolSettin
 from conveyor.tools.sidecar.connection import Connection
 from conveyor.tools.sidecar.job import Job, WorkerSource
 from conveyor.tools.sidecar.metrics import SidecarMetrics
-from conveyor.tools.sidecar.plan_steps import StepBridge, allowed_steps
 from conveyor.tools.sidecar.pool import FreshWorkers, WorkerPool
 from conveyor.tools.sidecar.registry import tool_registry
 from conveyor.tools.sidecar.session import Session
+from conveyor.tools.sidecar.step_bridge import StepBridge, allowed_steps
 
 log = logging.getLogger("conveyor.tools.sidecar")
 

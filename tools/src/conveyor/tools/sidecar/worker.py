@@ -42,7 +42,7 @@ from conveyor.tools.protocol.worker import (
 )
 from conveyor.tools.sidecar import isolation
 from conveyor.tools.sidecar.channel import pack_message, read_payload
-from conveyor.tools.sidecar.plan_steps import StepRegistry
+from conveyor.tools.sidecar.step_registry import StepRegistry
 from conveyor.tools.units import unit_from_json
 
 # The sidecar's messages are bounded by its own frame limit; this only stops a runaway.
