@@ -79,7 +79,7 @@ class StartCall:
 
 @dataclass(frozen=True, slots=True)
 class StepResult:
-    """The answer to a step the worker's tool asked for (see :mod:`conveyor.tools.sidecar.step_registry`)."""
+    """The answer to a plan step the worker's tool asked for (a :class:`StepCall`)."""
 
     TYPE: ClassVar[str] = "step_result"
     step: int
