@@ -33,10 +33,10 @@ def create_app(sidecar: Sidecar) -> Starlette:
             for name, tool in sidecar.config.tools.items()
             if tool.network in sidecar.pool.refused
         }
+        # Not ready while any enabled tool cannot be served: the operator turns this into a
+        # Degraded condition with the reasons (docs/deploy.md, "Tool sandbox in the pod").
         body = {
-            "ready": sidecar.pool.is_warm()
-            and not sidecar.draining
-            and len(unavailable) < len(sidecar.config.tools),
+            "ready": sidecar.pool.is_warm() and not sidecar.draining and not unavailable,
             "unavailable": unavailable,
             "draining": sidecar.draining,
             "protocol": PROTOCOL,
