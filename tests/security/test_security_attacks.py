@@ -17,7 +17,9 @@ import pytest
 from conftest import LIMITS, Setup
 from security_kit import NAME_ITSELF, gone, hosted, python
 
-pytestmark = pytest.mark.engine
+# The first test of each set-up waits for its engine; on a loaded host that alone can pass
+# the default per-test timeout.
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1500)]
 
 
 # -- 1. secrets ---------------------------------------------------------------------------------
