@@ -1,13 +1,17 @@
 """The worker sandbox: namespaces that need no root, totals over a call's processes, fail closed.
 
-A freshly spawned worker calls :func:`enter` before it imports any tool. Three processes result:
+A freshly spawned worker calls :func:`enter` before it imports any tool. Four processes result:
 
-``supervisor`` (the process the sidecar spawned and watches)
-    Drops root for the worker's own uid when it has it, then creates user, mount, pid, ipc, uts
-    and (unless the tool needs one) network namespaces — an unprivileged process may, so this
-    works as root, as a normal user and in a non-root pod. It stays outside the new pid
-    namespace, invisible to the tool, and adds up the memory (PSS) and CPU of every process of
-    the call, killing them all when a total goes over (see :mod:`.sandbox_watch`).
+``launcher`` (the process the sidecar spawned and watches)
+    Stays in the host's namespaces only to write the one uid and gid of its child's new user
+    namespace (as ``newuidmap`` would: as root it may map a uid of the worker's own), then waits
+    and exits as the call did.
+``supervisor``
+    Creates user, mount, pid, ipc, uts and (unless the tool needs one) network namespaces — an
+    unprivileged process may, so this works as root, as a normal user and in a non-root pod —
+    and, as root, becomes the worker's own uid. It stays outside the new pid namespace,
+    invisible to the tool, and adds up the memory (PSS) and CPU of every process of the call,
+    killing them all when a total goes over (see :mod:`.sandbox_watch`).
 ``init`` (pid 1 of the new pid namespace)
     Builds the private filesystem (:mod:`.sandbox_fs`), drops every capability and reaps
     orphans. When it exits, the kernel kills everything left in the namespace: no setsid or
@@ -17,7 +21,7 @@ A freshly spawned worker calls :func:`enter` before it imports any tool. Three p
     counted inside the fresh user namespace: it counts the call's own processes and threads,
     never the engine's or anyone else's of the same uid.
 
-Each process dies with its parent (``PR_SET_PDEATHSIG``), so killing the supervisor kills the
+Each process dies with its parent (``PR_SET_PDEATHSIG``), so killing the launcher kills the
 call. What cannot be set up raises :class:`SandboxRefused` with the reason: the sidecar then
 serves no tool of that profile and says why in ``/readyz``.
 """
