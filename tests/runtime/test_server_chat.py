@@ -146,5 +146,5 @@ def test_malformed_json_body(conveyor_server) -> None:
 def test_probes_and_models(conveyor_server, model) -> None:
     base = conveyor_server.base_url
     assert httpx.get(f"{base}/health").json() == {"status": "ok"}
-    assert httpx.get(f"{base}/ready").json() == {"status": "ready"}
+    assert httpx.get(f"{base}/ready").json() == {"status": "ready", "unavailable_tools": {}}
     assert httpx.get(f"{base}/v1/models").json()["data"][0]["id"] == model

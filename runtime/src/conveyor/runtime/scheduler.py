@@ -241,7 +241,7 @@ class Scheduler:
     def _new_call(self, request: ChatRequest, turn: Turn, event: CallStarted) -> Call:
         index = len(turn.calls)
         if event.name in request.hosted:
-            return Call(event.call_id, event.name, CallKind.HOSTED, index)
+            return Call(event.call_id, event.name, CallKind.HOSTED, index, allow=request.hosted)
         if event.name in request.client_tools:
             return Call(event.call_id, event.name, CallKind.CLIENT, index)
         return Call(event.call_id, event.name, CallKind.INVALID, index)

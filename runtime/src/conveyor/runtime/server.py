@@ -180,16 +180,28 @@ async def ready(request: Request) -> Response:
         return _error_response(
             NotReady(f"the tool sidecar at {state.sidecar_url} is not connected")
         )
-    return JSONResponse({"status": "ready"})
+    # Tools whose sandbox cannot be set up on this host are not served (docs/security.md).
+    try:
+        async with _sidecar_client(state.sidecar_url) as client:
+            sidecar = (await client.get("/readyz", timeout=2.0)).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return _error_response(NotReady(f"the tool sidecar's /readyz failed: {error!r}"))
+    unavailable = sidecar.get("unavailable") or {}
+    if not sidecar.get("ready"):
+        return _error_response(NotReady(f"the tool sidecar is not ready: {unavailable}"))
+    return JSONResponse({"status": "ready", "unavailable_tools": unavailable})
+
+
+def _sidecar_client(url: str) -> httpx.AsyncClient:
+    if url.startswith("unix:"):
+        transport = httpx.AsyncHTTPTransport(uds=url[len("unix:") :])
+        return httpx.AsyncClient(transport=transport, base_url="http://sidecar")
+    return httpx.AsyncClient(base_url=url, trust_env=False)
 
 
 async def _sidecar_metrics(url: str) -> bytes:
     """The sidecar's own metrics: in a pod it listens on localhost only, so we re-serve them."""
-    if url.startswith("unix:"):
-        transport = httpx.AsyncHTTPTransport(uds=url[len("unix:") :])
-        client = httpx.AsyncClient(transport=transport, base_url="http://sidecar")
-    else:
-        client = httpx.AsyncClient(base_url=url, trust_env=False)
+    client = _sidecar_client(url)
     try:
         async with client:
             response = await client.get("/metrics", timeout=2.0)

@@ -291,8 +291,13 @@ class SidecarClient:
 
     # -- the API -------------------------------------------------------------------------------
 
-    async def open(self, tool: str, session: str | None = None) -> Invocation:
-        """Start an invocation of ``tool`` (the sidecar takes a warm worker and calls start)."""
+    async def open(
+        self, tool: str, session: str | None = None, allow: list[str] | None = None
+    ) -> Invocation:
+        """Start an invocation of ``tool`` (the sidecar takes a warm worker and calls start).
+
+        ``allow``: the tools this one may call in turn (a plan's steps); None: every enabled one.
+        """
         ws = self._ws if self._connected.is_set() else None
         if ws is None:
             if self._runner is None:
@@ -300,7 +305,7 @@ class SidecarClient:
             ws = await self._wait_connected()
         inv = Invocation(self, f"{self._prefix}-{next(self._ids)}", tool, ws)
         self._inflight[inv.id] = inv
-        await inv._send(Open(inv.id, tool, session))
+        await inv._send(Open(inv.id, tool, session, None if allow is None else tuple(allow)))
         if inv.done:
             self._inflight.pop(inv.id, None)
         return inv
