@@ -84,7 +84,7 @@ class Runtime:
             engine = Engine.start(engine_options)  # the sidecar boots meanwhile
             if embedded is not None:
                 await asyncio.to_thread(embedded.wait_ready)
-            sidecar = SidecarClient(url)
+            sidecar = SidecarClient(url, lost_note=embedded.lost_note if embedded else "")
             await sidecar.connect()
             specs = {spec["function"]["name"]: spec for spec in await sidecar.tools()}
         except BaseException:

@@ -73,6 +73,9 @@ def _child_setup(cpus: set[int] | None):
 class EmbeddedSidecar:
     """A running sidecar child; ``url`` is what ``SidecarClient`` takes."""
 
+    # What a call cut off by the sidecar's death reads (``SidecarClient(lost_note=...)``).
+    lost_note = "the tool service restarted (it is restarted automatically); retry the call"
+
     def __init__(
         self,
         *,
