@@ -122,6 +122,10 @@ class EmbeddedSidecar:
                     raise RuntimeError(
                         f"the tool sidecar exited with code {self.process.returncode}"
                     )
+                # Not before the socket exists: httpx leaks the socket of a failed UDS connect.
+                if not self.socket.exists():
+                    time.sleep(0.1)
+                    continue
                 try:
                     if client.get("/readyz", timeout=1.0).status_code == 200:
                         self._supervise()
