@@ -110,7 +110,7 @@ class Serve:
                 command, env={**os.environ, SECRET: "hunter2"}, stdout=out, stderr=out
             )
         try:
-            wait_until(self._ready, 300, "the server is ready", every=0.5)
+            wait_until(self._ready, 540, "the server is ready", every=0.5)
         except BaseException:
             self.stop()
             raise

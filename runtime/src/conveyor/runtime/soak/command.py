@@ -261,7 +261,7 @@ def started_server(model: str) -> Iterator[tuple[str, int]]:
             "conveyor serve", command, env, root / "serve.log", set(os.sched_getaffinity(0))
         )
         try:
-            server.wait("/ready")
+            server.wait("/ready", timeout=900)  # a busy machine starts engines slowly
             yield server.base_url, server.process.pid
         finally:
             server.stop()

@@ -27,12 +27,16 @@ class ProcessSample:
     threads: int
 
 
-def role_of(process: psutil.Process, roots: set[int], engine: set[int]) -> str:
-    """What a process is; ``engine`` holds the engine processes found so far (the engine core
-    spawns its model workers, which are the engine too)."""
-    command = " ".join(process.cmdline())
-    if process.ppid() in engine:
+def role_of(process: psutil.Process, roots: set[int], known: dict[int, str]) -> str:
+    """What a process is. ``known`` maps the pids named so far to their roles: the engine's
+    children (its model workers) are the engine too, and whatever the sidecar starts (however
+    its sandbox wraps them) are workers."""
+    parent = known.get(process.ppid())
+    if parent == "engine":
         return "engine"
+    if parent in ("sidecar", "worker"):
+        return "worker"
+    command = " ".join(process.cmdline())
     if "conveyor.tools.sidecar.worker" in command:
         return "worker"
     if "conveyor.tools.cli" in command or "conveyor-tools" in command:
@@ -73,14 +77,12 @@ def sample(roots: set[int]) -> list[ProcessSample]:
             for process in [root, *root.children(recursive=True)]:
                 seen[process.pid] = process
     samples = []
-    engine: set[int] = set()
-    # Parents before children, so that the engine's own children are known as the engine.
+    known: dict[int, str] = {}
+    # Parents before children, so that a child's role can follow its parent's.
     for process in sorted(seen.values(), key=_created):
         with contextlib.suppress(psutil.Error):
             with process.oneshot():
-                role = role_of(process, roots, engine)
-                if role == "engine":
-                    engine.add(process.pid)
+                role = known[process.pid] = role_of(process, roots, known)
                 samples.append(
                     ProcessSample(
                         process.pid,
