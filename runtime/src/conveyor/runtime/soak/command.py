@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 import random
 import re
@@ -294,6 +295,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 def run(args: argparse.Namespace, model: str | None) -> int:
     """Run the soak; returns the exit status."""
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     settings = _settings(args)
     with contextlib.ExitStack() as stack:
         if settings.url:

@@ -55,28 +55,31 @@ def _tool_messages(answer: Answer) -> list[dict[str, Any]]:
     return [m for m in messages if m.get("role") == "tool"]
 
 
-def _ok_choice(answer: Answer) -> str | None:
+def _choice(answer: Answer) -> dict[str, Any] | str:
+    """The one choice of a 200 answer, or what is wrong with the answer."""
     if answer.status != 200 or answer.body is None:
         return f"HTTP {answer.status}"
     choices = answer.body.get("choices") or []
     if len(choices) != 1 or "message" not in choices[0]:
         return "no choice in the response"
-    return None
+    choice: dict[str, Any] = choices[0]
+    return choice
 
 
 def _tool_result(expect: Callable[[str], bool], what: str) -> Callable[[Answer], str | None]:
     """A replayed hosted call whose single tool message must satisfy ``expect``."""
 
     def check(answer: Answer) -> str | None:
-        if problem := _ok_choice(answer):
-            return problem
+        choice = _choice(answer)
+        if isinstance(choice, str):
+            return choice
         tools = _tool_messages(answer)
         if len(tools) != 1:
             return f"{len(tools)} tool messages, expected 1"
         content = str(tools[0].get("content", ""))
         if not expect(content):
             return f"tool result is not {what}: {content[:200]!r}"
-        if answer.body["choices"][0]["message"].get("content") != "done":
+        if choice["message"].get("content") != "done":
             return "the final round is not the replayed text"
         return None
 
@@ -84,9 +87,10 @@ def _tool_result(expect: Callable[[str], bool], what: str) -> Callable[[Answer],
 
 
 def _plain_check(answer: Answer) -> str | None:
-    if problem := _ok_choice(answer):
-        return problem
-    finish = answer.body["choices"][0].get("finish_reason")
+    choice = _choice(answer)
+    if isinstance(choice, str):
+        return choice
+    finish = choice.get("finish_reason")
     return None if finish in ("stop", "length") else f"finish_reason {finish!r}"
 
 
@@ -110,9 +114,9 @@ def _streamed_check(answer: Answer) -> str | None:
 
 
 def _client_tool_check(answer: Answer) -> str | None:
-    if problem := _ok_choice(answer):
-        return problem
-    choice = answer.body["choices"][0]
+    choice = _choice(answer)
+    if isinstance(choice, str):
+        return choice
     calls = choice["message"].get("tool_calls") or []
     if choice.get("finish_reason") != "tool_calls" or len(calls) != 1:
         return f"finish_reason {choice.get('finish_reason')!r} with {len(calls)} tool calls"
