@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ from conveyor.runtime import replay
 from conveyor.runtime.chat_request import Mode, ServerPolicy
 from conveyor.runtime.cores import parse_cpus, split_cores
 from conveyor.runtime.decode_policy import RequestExtension
+from conveyor.runtime.drain import Drain, DrainingServer
 from conveyor.runtime.engine import Engine, EngineOptions
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
@@ -86,7 +84,7 @@ class Runtime:
             engine = Engine.start(engine_options)  # the sidecar boots meanwhile
             if embedded is not None:
                 await asyncio.to_thread(embedded.wait_ready)
-            sidecar = SidecarClient(url)
+            sidecar = SidecarClient(url, lost_note=embedded.lost_note if embedded else "")
             await sidecar.connect()
             specs = {spec["function"]["name"]: spec for spec in await sidecar.tools()}
         except BaseException:
@@ -145,32 +143,12 @@ def build_state(
     return ServerState(scheduler, policy, name, sidecar_url)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises a caught SIGTERM once it has stopped, which would kill the process
-    before the engine and the sidecar are shut down (leaving vLLM's engine process orphaned).
-    This server handles SIGINT and SIGTERM on the event loop itself and only records, through
-    uvicorn's ``handle_exit``, that it must stop (a second SIGINT forces the exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in _STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
     async def main() -> None:
         runtime = await Runtime.start(args, engine_options)
+        drain = Drain(build_app(runtime.state))
         config = uvicorn.Config(
-            build_app(runtime.state),
+            drain,
             host=args.host,
             port=args.port,
             log_level="info",
@@ -185,8 +163,8 @@ def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
             args.mode,
         )
         try:
-            # uvicorn handles SIGTERM: it stops accepting and lets open requests finish.
-            await _Server(config).serve()
+            # SIGTERM: readiness fails at once, open requests finish, then uvicorn stops.
+            await DrainingServer(config, drain, args.drain_seconds).serve()
         finally:
             await runtime.stop()
 

@@ -126,10 +126,11 @@ class Invocation:
             self._future.set_result(outcome)
 
 
-def _lost(cause: object) -> Outcome:
+def _lost(cause: object, note: str = "") -> Outcome:
     return Outcome(
         "error",
-        f"connection to the tool sidecar was lost ({cause}); the invocation did not complete",
+        f"connection to the tool sidecar was lost ({cause}); the invocation did not complete"
+        + (f"; {note}" if note else ""),
         True,
         reason=Reason.CONNECTION_LOST,
     )
@@ -174,8 +175,12 @@ class SidecarClient:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_frame_bytes: int = 16 << 20,
+        lost_note: str = "",
     ) -> None:
         self.url = url.rstrip("/")
+        # Added to the outcome of invocations cut off by a lost connection: what the owner of the
+        # sidecar knows about it (e.g. that it restarts it).
+        self.lost_note = lost_note
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -266,7 +271,7 @@ class SidecarClient:
                 lost = [i for i in self._inflight.values() if i._ws is ws]
                 for inv in lost:
                     self._inflight.pop(inv.id, None)
-                    inv._resolve(_lost(cause))
+                    inv._resolve(_lost(cause, self.lost_note))
                 with contextlib.suppress(Exception):
                     await ws.close()
 
