@@ -120,3 +120,19 @@ def test_every_refused_field_is_named(field: str) -> None:
 
 def test_bookkeeping_fields_are_accepted() -> None:
     parse_request(body(metadata={"k": "v"}, store=False, user="u-1"), POLICY)
+
+
+def test_tool_messages_answer_structured_calls_or_follow_a_turn_that_wrote_them() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": "{}"}}
+    answered = [*HELLO, {"role": "assistant", "tool_calls": [call]}]
+    tool = {"role": "tool", "tool_call_id": "c1", "content": "sunny"}
+    parse_request(body(messages=[*answered, tool], tools=[WEATHER]), POLICY)
+    # As Conveyor's rounds (and the benchmark) send it: the call written in the turn's text.
+    written = {"role": "assistant", "content": '<tool_call>{"name": "weather"}</tool_call>'}
+    parse_request(body(messages=[*HELLO, written, tool], tools=[WEATHER]), POLICY)
+    for bad in (
+        [*HELLO, tool],
+        [*answered, tool, tool],
+        [*answered, {**tool, "tool_call_id": "x"}],
+    ):
+        assert refusal(body(messages=bad, tools=[WEATHER]))["param"].endswith("tool_call_id")

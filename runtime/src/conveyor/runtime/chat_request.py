@@ -326,10 +326,14 @@ def _check_fields(body: dict[str, Any], request: ChatCompletionRequest) -> None:
 
 
 def _check_messages(messages: list[Any]) -> None:
+    """Roles, and tool messages that answer calls. An assistant turn may also write its calls
+    in its text (as Conveyor's own rounds do, to share the prompt's prefix): the tool messages
+    after it cannot be matched to ids then, and are taken as they come."""
     if not messages:
         raise BadRequest("messages: must hold at least one message", param="messages")
     seen: set[str] = set()
-    open_calls: set[str] = set()  # calls of the latest assistant turn not yet answered
+    # Calls of the latest assistant turn not yet answered; None: written in its text.
+    open_calls: set[str] | None = set()
     for i, message in enumerate(messages):
         role = message.get("role")
         if role not in ROLES:
@@ -339,16 +343,19 @@ def _check_messages(messages: list[Any]) -> None:
             )
         if role == "tool":
             call_id = message.get("tool_call_id")
-            if call_id not in open_calls:
+            if open_calls is not None and call_id not in open_calls:
                 raise BadRequest(
                     f"messages[{i}]: a tool message must answer a call of the assistant "
                     f"message before it; {call_id!r} is not one (or was answered already)",
                     param=f"messages[{i}].tool_call_id",
                 )
-            open_calls.discard(call_id)
+            if open_calls is not None:
+                open_calls.discard(call_id)
             continue
-        open_calls = set()
-        for j, call in enumerate(message.get("tool_calls") or ()):
+        calls = message.get("tool_calls") or ()
+        open_calls = None if role == "assistant" and not calls else set()
+        ids: set[str] = set()
+        for j, call in enumerate(calls):
             call_id = call.get("id")
             if call_id in seen:
                 raise BadRequest(
@@ -356,7 +363,9 @@ def _check_messages(messages: list[Any]) -> None:
                     param=f"messages[{i}].tool_calls[{j}].id",
                 )
             seen.add(call_id)
-            open_calls.add(call_id)
+            ids.add(call_id)
+        if calls:
+            open_calls = ids
 
 
 def parse_request(body: Any, policy: ServerPolicy) -> ChatRequest:
