@@ -167,7 +167,7 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
             env=env,
         )  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{base_url}/ready", runtime, 240)
+        wait_http(f"{base_url}/ready", runtime, 600)  # engine start is slow on a busy machine
         yield RunningServer(base_url, sidecar, database)
     finally:
         if runtime is not None:
@@ -198,7 +198,7 @@ def vllm_peer(tiny_model: Path) -> Iterator[str]:
     )  # fmt: skip
     try:
         base_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{base_url}/health", process, 300)
+        wait_http(f"{base_url}/health", process, 600)
         yield base_url
     finally:
         stop(process)
