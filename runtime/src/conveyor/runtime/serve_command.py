@@ -17,6 +17,7 @@ from conveyor.runtime.cores import parse_cpus, split_cores
 from conveyor.runtime.decode_policy import RequestExtension
 from conveyor.runtime.drain import Drain, DrainingServer
 from conveyor.runtime.engine import Engine, EngineOptions
+from conveyor.runtime.request_body import DEFAULT_MAX_BODY_BYTES
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
 from conveyor.runtime.sidecar_process import EmbeddedSidecar
@@ -43,12 +44,20 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=[m.value for m in Mode], default="partial", help="default execution mode"
     )
-    parser.add_argument("--max-rounds", type=int, default=8, help="tool rounds per request")
+    parser.add_argument(
+        "--max-rounds", type=int, default=8, help="tool rounds per request (default and cap)"
+    )
     parser.add_argument("--max-tokens", type=int, default=1024, help="default tokens per round")
     parser.add_argument(
         "--allow-replay", action="store_true", help="accept conveyor.replay (tests, benchmarks)"
     )
     parser.add_argument("--served-model-name", help="the model name clients use")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
     parser.add_argument(
@@ -140,7 +149,7 @@ def build_state(
     scheduler = Scheduler(
         engine, sidecar, specs, parser=args.tool_call_parser, tool_timeout=args.tool_timeout
     )
-    return ServerState(scheduler, policy, name, sidecar_url)
+    return ServerState(scheduler, policy, name, sidecar_url, args.max_body_bytes)
 
 
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
