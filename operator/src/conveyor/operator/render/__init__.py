@@ -8,7 +8,9 @@ from typing import Any
 from conveyor.operator.render._meta import MANAGED_BY, ConveyorService
 from conveyor.operator.render.deployment import deployment
 from conveyor.operator.render.images import Images
+from conveyor.operator.render.keda import scaled_object
 from conveyor.operator.render.network import network_policy, service, service_monitor
+from conveyor.operator.render.routing import http_route, inference_pool
 from conveyor.operator.render.scaling import horizontal_pod_autoscaler, pod_disruption_budget
 from conveyor.operator.render.tools_config import checksum, config_map
 
@@ -30,6 +32,9 @@ CHILD_KINDS = [
     ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ChildKind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
+    ChildKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    ChildKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
 ]
 
 
@@ -51,6 +56,9 @@ def render(
         horizontal_pod_autoscaler(svc),
         pod_disruption_budget(svc),
         network_policy(svc),
+        inference_pool(svc),
+        http_route(svc),
+        scaled_object(svc),
     )
     for optional in optional_children:
         if optional is not None:
