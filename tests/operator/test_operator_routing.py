@@ -13,7 +13,8 @@ import pytest
 import yaml
 from crdcheck import admit, apply_defaults, cel_errors, to_jsonschema
 
-from conveyor.operator.render import CHILD_KINDS, render
+from conveyor.operator.render import CHILD_KINDS, ConveyorService, render, requested_add_on_kinds
+from conveyor.operator.status import ClusterFacts, find_problems
 
 SCHEMAS = Path(__file__).parent / "schemas"
 MODEL = {"name": "Qwen/Qwen2.5-7B-Instruct"}
@@ -30,7 +31,7 @@ ROUTED = {
         "keda": {
             "prometheusAddress": "http://prometheus-operated.monitoring.svc:9090",
             "activationThreshold": 1,
-            "wakeQuery": 'sum(rate(inference_objective_request_total{target_model_name="qwen"}[1m]))',
+            "wakeQuery": "sum(rate(inference_objective_request_total[1m]))",
         },
     },
 }
@@ -96,12 +97,18 @@ def test_the_pool_selects_exactly_this_services_pods_and_port() -> None:
     pod_labels = kids["Deployment"]["spec"]["template"]["metadata"]["labels"]
     selector = kids["InferencePool"]["spec"]["selector"]["matchLabels"]
     assert selector == kids["Deployment"]["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= pod_labels.items() and selector["app.kubernetes.io/instance"] == "qwen"
+    assert (
+        selector.items() <= pod_labels.items() and selector["app.kubernetes.io/instance"] == "qwen"
+    )
     ports = kids["Deployment"]["spec"]["template"]["spec"]["containers"][0]["ports"]
     http = next(p["containerPort"] for p in ports if p["name"] == "http")
     assert kids["InferencePool"]["spec"]["targetPorts"] == [{"number": http}]
     epp = kids["InferencePool"]["spec"]["endpointPickerRef"]
-    assert (epp["name"], epp["port"], epp["failureMode"]) == ("qwen-epp", {"number": 9002}, "FailClose")
+    assert (epp["name"], epp["port"], epp["failureMode"]) == (
+        "qwen-epp",
+        {"number": 9002},
+        "FailClose",
+    )
     route = kids["HTTPRoute"]["spec"]
     assert route["parentRefs"][0]["name"] == "inference-gateway"
     assert route["parentRefs"][0]["namespace"] == "gateways"
@@ -118,7 +125,10 @@ def test_keda_replaces_the_hpa_and_scales_on_queue_and_tools() -> None:
     assert spec["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "qwen"}
     queries = {t["name"]: t["metadata"] for t in spec["triggers"]}
     assert set(queries) == {"queue", "tool-concurrency", "wake"}
-    assert 'vllm:num_requests_waiting{namespace="serving", service="qwen"}' in queries["queue"]["query"]
+    assert (
+        'vllm:num_requests_waiting{namespace="serving", service="qwen"}'
+        in queries["queue"]["query"]
+    )
     assert "conveyor_sidecar_invocations_in_flight" in queries["tool-concurrency"]["query"]
     assert all(m["activationThreshold"] == "1" for m in queries.values())
     assert "PodDisruptionBudget" not in kids  # zero or one replica: nothing to protect
@@ -160,3 +170,13 @@ def test_the_operator_owns_and_prunes_the_new_kinds() -> None:
 def test_contradictory_routing_or_scaling_is_refused(change: dict[str, Any], message: str) -> None:
     _, errors = admit(cvs({"model": MODEL, **change}))
     assert any(message in e for e in errors), errors
+
+
+def test_a_missing_add_on_api_is_reported_and_not_applied() -> None:
+    svc = ConveyorService.from_object(cvs(ROUTED))
+    asked = requested_add_on_kinds(svc)
+    assert [k.kind for k in asked] == ["InferencePool", "HTTPRoute", "ScaledObject"]
+    problems = find_problems(svc, ClusterFacts(missing_apis=tuple(asked[:1])))
+    assert [p.reason for p in problems] == ["APINotInstalled"]
+    assert "does not serve inference.networking.k8s.io/v1 inferencepools" in problems[0].message
+    assert requested_add_on_kinds(ConveyorService.from_object(cvs({"model": MODEL}))) == []

@@ -38,6 +38,20 @@ CHILD_KINDS = [
 ]
 
 
+def requested_add_on_kinds(svc: ConveyorService) -> list[ChildKind]:
+    """Children of add-on APIs (Inference Extension, Gateway API, KEDA) that the spec asks for.
+
+    A cluster may not serve them; the operator checks before it applies one (issue 19).
+    """
+    auto = svc.spec.autoscaling
+    asked = {
+        "InferencePool": svc.spec.routing.inference_pool,
+        "HTTPRoute": svc.spec.routing.http_route,
+        "ScaledObject": auto.keda if auto is not None else None,
+    }
+    return [kind for kind in CHILD_KINDS if asked.get(kind.kind) is not None]
+
+
 def render(
     obj: dict[str, Any], *, images: Images | None = None, service_monitors: bool = False
 ) -> list[dict[str, Any]]:
@@ -66,4 +80,12 @@ def render(
     return children
 
 
-__all__ = ["CHILD_KINDS", "MANAGED_BY", "ChildKind", "ConveyorService", "Images", "render"]
+__all__ = [
+    "CHILD_KINDS",
+    "MANAGED_BY",
+    "ChildKind",
+    "ConveyorService",
+    "Images",
+    "render",
+    "requested_add_on_kinds",
+]

@@ -12,7 +12,9 @@ from typing import Any
 from conveyor.operator.render._meta import ConveyorService
 
 
-def _trigger(name: str, address: str, query: str, threshold: int, activation: int) -> dict[str, Any]:
+def _trigger(
+    name: str, address: str, query: str, threshold: int, activation: int
+) -> dict[str, Any]:
     return {
         "type": "prometheus",
         "name": name,
