@@ -9,13 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import kmock
 import pytest
 import yaml
+from conftest import Cluster, kube_for
 from crdcheck import admit, apply_defaults, cel_errors, to_jsonschema
 
-from conveyor.operator.render import CHILD_KINDS, ConveyorService, render, requested_add_on_kinds
+from conveyor.operator.handlers import Reconciler
+from conveyor.operator.render import (
+    CHILD_KINDS,
+    ConveyorService,
+    Images,
+    render,
+    requested_add_on_kinds,
+)
 from conveyor.operator.status import ClusterFacts, find_problems
 
+IMAGES = Images("reg.local/runtime:9", "reg.local/runtime:9-cpu", "reg.local/tools:9")
 SCHEMAS = Path(__file__).parent / "schemas"
 MODEL = {"name": "Qwen/Qwen2.5-7B-Instruct"}
 ROUTED = {
@@ -180,3 +190,27 @@ def test_a_missing_add_on_api_is_reported_and_not_applied() -> None:
     assert [p.reason for p in problems] == ["APINotInstalled"]
     assert "does not serve inference.networking.k8s.io/v1 inferencepools" in problems[0].message
     assert requested_add_on_kinds(ConveyorService.from_object(cvs({"model": MODEL}))) == []
+
+
+async def test_the_reconciler_reports_a_missing_api_instead_of_applying(cluster: Cluster) -> None:
+    # The kopf-free reconciler against the emulated API server (tests/operator/conftest.py),
+    # here without the Inference Extension installed.
+    del cluster.emulator.resources["inference.networking.k8s.io/v1/inferencepools"]
+    obj = cvs(ROUTED)
+    del obj["metadata"]["uid"]
+    collection = "/apis/conveyor.dev/v1alpha1/namespaces/serving/conveyorservices"
+    status, created = await cluster.call("POST", collection, obj)
+    assert status in (200, 201), created
+    problems = await Reconciler(lambda: kube_for(cluster), IMAGES).reconcile(created)
+    assert [p.reason for p in problems] == ["APINotInstalled"]  # no ApplyFailed, no retry
+    requests = [r for r in cluster.take_requests() if r.resource is not None]
+    applied = {r.resource.plural for r in requests if r.method == kmock.method.PATCH}
+    assert "inferencepools" not in applied and "httproutes" in applied
+    _, stored = await cluster.call("GET", f"{collection}/qwen")
+    degraded = next(c for c in stored["status"]["conditions"] if c["type"] == "Degraded")
+    assert (degraded["status"], degraded["reason"]) == ("True", "APINotInstalled")
+    assert "InferencePool" in degraded["message"]
+    _, route = await cluster.call(
+        "GET", "/apis/gateway.networking.k8s.io/v1/namespaces/serving/httproutes/qwen"
+    )
+    assert route["kind"] == "HTTPRoute"  # the APIs that are there are still applied
