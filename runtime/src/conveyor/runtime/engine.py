@@ -52,6 +52,7 @@ class EngineOptions:
     max_model_len: int | None = None
     enforce_eager: bool | None = None  # None: eager on the CPU, graphs on a GPU
     enable_prefix_caching: bool = True
+    chat_template: str | None = None  # replaces the model's own (``--chat-template FILE``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def engine_args(self):  # -> AsyncEngineArgs
@@ -92,15 +93,17 @@ def sampling_params(
     top_p: float = 1.0,
     seed: int | None = 0,
     token_bias: dict[int, float] | None = None,
+    constraint: dict[str, Any] | None = None,
 ) -> SamplingParams:
     """Delta-streaming sampling parameters; ``force`` pins the output to an exact text.
 
-    ``token_bias`` (see ``Engine.replay_bias``) fixes how a forced text is cut into tokens.
+    ``token_bias`` (see ``Engine.replay_bias``) fixes how a forced text is cut into tokens;
+    ``constraint`` holds structured-output arguments (``regex``, ``grammar``...) otherwise.
     """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-    structured = None
+    structured = StructuredOutputsParams(**constraint) if constraint else None
     if force is not None:
         structured = StructuredOutputsParams(regex=literal_regex(force))
         # Each token holds at least one byte, and the grammar ends the text with EOS.
@@ -129,9 +132,10 @@ class Delta:
 class Engine:
     """One ``AsyncLLM`` and its tokenizer, shared by every request of the process."""
 
-    def __init__(self, llm: AsyncLLM) -> None:
+    def __init__(self, llm: AsyncLLM, chat_template: str | None = None) -> None:
         self.llm: AsyncLLM | None = llm
         self.tokenizer = llm.get_tokenizer()
+        self.chat_template = chat_template
 
     @classmethod
     def start(cls, options: EngineOptions) -> Engine:
@@ -141,7 +145,7 @@ class Engine:
         log.info("starting vLLM engine on %s", options.model)
         # No local name for the AsyncLLM: this frame outlives the call (vLLM keeps a reference to
         # it), and a lingering AsyncLLM would be finalised at interpreter teardown, which fails.
-        engine = cls(AsyncLLM.from_engine_args(options.engine_args()))
+        engine = cls(AsyncLLM.from_engine_args(options.engine_args()), options.chat_template)
         log.info("engine ready in %.1f s", time.perf_counter() - started)
         return engine
 
@@ -163,7 +167,11 @@ class Engine:
     ) -> list[int]:
         """Prompt token ids for a chat, with the model's own chat template."""
         text = self.tokenizer.apply_chat_template(
-            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+            messages,
+            tools=tools or None,
+            chat_template=self.chat_template,
+            add_generation_prompt=True,
+            tokenize=False,
         )
         return self.encode(text)
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from conveyor.runtime.errors import BadRequest
+from conveyor.runtime.tool_choice import check_forceable, chosen_tools
 
 
 class Mode(StrEnum):
@@ -28,6 +29,7 @@ class ServerPolicy:
     allow_replay: bool = False
     max_tokens: int = 1024
     model_names: tuple[str, ...] = ()
+    parser: str = "hermes"  # the tool-call format the server parses
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,9 @@ class RequestPlan:
     stream: bool
     include_usage: bool
     parse_calls: bool = True  # False for tool_choice "none": whatever the model writes is text
+    # tool_choice "required" or a named function: the tools the first round must call, with
+    # their parameters' JSON schema (see conveyor.runtime.tool_choice)
+    forced_tools: dict[str, dict[str, Any]] | None = None
 
     def forced_text(self, round_index: int) -> str | None:
         return self.replay[round_index] if self.replay is not None else None
@@ -180,11 +185,13 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
         hosted = frozenset(policy.hosted_tools)
 
     tool_choice = body.get("tool_choice", "auto")
-    if tool_choice not in ("auto", "none"):
-        raise BadRequest("tool_choice: only 'auto' and 'none' are supported")
     client_tools = frozenset(n for n in request_tools if n not in hosted)
     prompt_tools = [t for t in body.get("tools") or [] if t["function"]["name"] in client_tools]
     prompt_tools = [policy.hosted_tools[n] for n in sorted(hosted)] + prompt_tools
+    offered = {t["function"]["name"]: t["function"].get("parameters") for t in prompt_tools}
+    chosen = chosen_tools(tool_choice, list(offered))
+    if chosen is not None:
+        check_forceable(policy.parser, chosen)
     parse_calls = tool_choice != "none"
     if not parse_calls:
         hosted, client_tools, prompt_tools = frozenset(), frozenset(), []
@@ -215,4 +222,5 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
         stream=bool(body.get("stream", False)),
         include_usage=bool(stream_options.get("include_usage", False)),
         parse_calls=parse_calls,
+        forced_tools={name: offered[name] or {} for name in chosen} if chosen else None,
     )

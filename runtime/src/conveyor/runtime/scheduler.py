@@ -30,6 +30,7 @@ from conveyor.runtime.events import (
 )
 from conveyor.runtime.plan import Mode, RequestPlan
 from conveyor.runtime.timeline import Interval, busy_intervals, overlap, total
+from conveyor.runtime.tool_choice import call_constraint
 from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import (
     ArgumentsDelta,
@@ -227,6 +228,10 @@ class Scheduler:
             seed=plan.seed,
             top_p=plan.top_p,
             token_bias=self.engine.replay_bias if turn.forced is not None else None,
+            # tool_choice holds the first round to a call; later rounds are free.
+            constraint=call_constraint(self.parser, plan.forced_tools)
+            if plan.forced_tools and turn.index == 0 and turn.forced is None
+            else None,
         )
         stream = (
             ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")
