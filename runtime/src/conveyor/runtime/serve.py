@@ -29,7 +29,7 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--tool-call-parser",
         default="hermes",
         choices=formats(),
-        help="the model's tool-call format (default: hermes)",
+        help="the model's tool-call format (default: code for the default SmolLM2, else hermes)",
     )
     parser.add_argument(
         "--tools", help="comma-separated hosted tools (default: every tool the sidecar enables)"
@@ -163,6 +163,7 @@ def build_state(
         allow_replay=args.allow_replay,
         max_tokens=args.max_tokens,
         model_names=(name, model) if name != model else (name,),
+        parser=args.tool_call_parser,
     )
     scheduler = Scheduler(
         engine, sidecar, specs, parser=args.tool_call_parser, tool_timeout=args.tool_timeout
