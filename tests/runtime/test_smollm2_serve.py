@@ -43,10 +43,10 @@ def client(smollm2_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # engine start: 20 s here when quiet, minutes when not
         while True:
             assert server.poll() is None, "conveyor serve exited"
-            assert time.monotonic() < deadline, "conveyor serve not ready in 300 s"
+            assert time.monotonic() < deadline, "conveyor serve not ready in 600 s"
             try:
                 if httpx.get(f"{base}/ready", timeout=1).status_code == 200:
                     break
@@ -105,13 +105,13 @@ def test_tool_choice_python_forces_a_call_that_parses_and_runs(client: openai.Op
     response = ask(
         client, "What is 6 * 7?", tool_choice={"type": "function", "function": {"name": "python"}}
     )
-    first = response["conveyor"]["messages"][0]
+    first, result = response["conveyor"]["messages"][:2]
     assert first["content"] is None  # the first round is the call and nothing else
     (call,) = first["tool_calls"]
     assert call["function"]["name"] == "python"
     code = json.loads(call["function"]["arguments"])["code"]
     ast.parse(code)
-    (result,) = [m for m in response["conveyor"]["messages"] if m["role"] == "tool"]
+    assert result["role"] == "tool" and result["tool_call_id"] == call["id"]
     assert result["content"].strip() and not result["content"].startswith("error")
 
 

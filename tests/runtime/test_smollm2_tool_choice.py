@@ -104,3 +104,4 @@ def test_the_code_format_forces_one_fenced_python_block() -> None:
     assert accepts(grammar, "```python\nx = 6 * 7\n\nprint(x)\n```")
     assert not accepts(grammar, "Here:\n```python\nprint(1)\n```")
     assert not accepts(grammar, "```python\nprint(1)\n")
+    assert not accepts(grammar, "```python\nprint(1)\n  ```\nprint(2)\n```")

@@ -20,8 +20,9 @@ from typing import Any
 
 from conveyor.runtime.errors import BadRequest
 
-# A fenced block: lines that do not start with a backtick, then the closing fence.
-_CODE_BLOCK = r"```python\n([^`\n][^\n]*\n|\n)+```"
+# A fenced block: code lines, then the closing fence. A line indented less than four spaces
+# must not start with a backtick, or the parser would read it as the closing fence.
+_CODE_BLOCK = r"```python\n(( {0,3}[^ `\n]| {4})[^\n]*\n| *\n)+```"
 
 
 def constrained_formats() -> tuple[str, ...]:
