@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from conveyor.runtime.bench.live import first_difference
+from conveyor.runtime.chat_request import Mode
+from conveyor.runtime.completion import Completion, Timing
 from conveyor.runtime.demo import final_answer, timeline
 from conveyor.runtime.live import Answer, Round
-from conveyor.runtime.plan import Mode
-from conveyor.runtime.scheduler import Completion, Timing
 
 T0 = 1000.0
 

@@ -9,8 +9,8 @@ import json
 import pytest
 import xgrammar
 
+from conveyor.runtime.chat_request import ServerPolicy, parse_request
 from conveyor.runtime.errors import BadRequest
-from conveyor.runtime.plan import ServerPolicy, parse_request
 from conveyor.runtime.tool_choice import call_constraint
 
 PYTHON = {

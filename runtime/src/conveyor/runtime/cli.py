@@ -100,7 +100,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from conveyor.runtime.serve import run
+    from conveyor.runtime.serve_command import run
 
     options = _engine_options(args, args.engine_argv, resolve=_resolve_real_model)
     if args.tool_call_parser is None:
@@ -174,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     gen.set_defaults(func=_cmd_generate)
 
-    from conveyor.runtime.serve import add_serve_args
+    from conveyor.runtime.serve_command import add_serve_args
 
     serve = commands.add_parser(
         "serve",

@@ -15,9 +15,9 @@ import sys
 import time
 from typing import Any, TextIO
 
+from conveyor.runtime.chat_request import Mode
 from conveyor.runtime.events import Event, ToolResult
 from conveyor.runtime.live import Answer, LiveModel
-from conveyor.runtime.plan import Mode
 
 PROMPTS = (
     "What is the capital of France?",

@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from conveyor.runtime.chat_request import Mode, ServerPolicy, parse_request
+from conveyor.runtime.completion import Completion
+from conveyor.runtime.cores import split_cores
 from conveyor.runtime.engine import Delta, Engine, EngineOptions
 from conveyor.runtime.events import Event
-from conveyor.runtime.plan import Mode, ServerPolicy, parse_request
-from conveyor.runtime.scheduler import Completion, Scheduler
-from conveyor.runtime.serve import split_cores
+from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.sidecar_process import EmbeddedSidecar
 from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import ArgumentsDelta, CallStarted, ToolCallStream

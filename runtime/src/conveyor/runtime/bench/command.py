@@ -63,7 +63,8 @@ def run(args: argparse.Namespace, model: str) -> None:
         run_live(args, model)
         return
     from conveyor.runtime.bench import report
-    from conveyor.runtime.bench.runner import run_bench, settings_from_args
+    from conveyor.runtime.bench.runner import run_bench
+    from conveyor.runtime.bench.settings import settings_from_args
 
     settings = settings_from_args(args, model)
     if settings.reps < 1 or (args.quick and settings.reps < 2):

@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from conveyor.runtime.chat_request import Mode
 from conveyor.runtime.live import Answer, LiveModel
-from conveyor.runtime.plan import Mode
 
 PROMPTS = {
     "product": "Write Python code that prints the product of 12 and 34, then tell me the result.",

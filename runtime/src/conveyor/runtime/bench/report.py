@@ -16,8 +16,8 @@ from conveyor.runtime.bench.ideal import efficiency
 
 if TYPE_CHECKING:
     from conveyor.runtime.bench.bound import Bound
-    from conveyor.runtime.bench.runner import Settings
     from conveyor.runtime.bench.servers import Pinning
+    from conveyor.runtime.bench.settings import Settings
 
 FIGURES = ("latency", "decode", "tool", "overlap", "exposed")
 
