@@ -39,7 +39,7 @@ def client(smollm2_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     server = subprocess.Popen(
         [sys.executable, "-m", "conveyor.runtime.cli", "serve", "--model", str(smollm2_model),
          "--tool-call-parser", "code", "--tools-config", str(config), "--port", str(port),
-         "--max-model-len", "4096", "--tool-timeout", "30"],
+         "--max-model-len", "4096", "--tool-timeout", "30", "--drain-seconds", "5"],
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
@@ -53,10 +53,15 @@ def client(smollm2_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
             except httpx.HTTPError:
                 pass
             time.sleep(0.5)
-        yield openai.OpenAI(base_url=f"{base}/v1", api_key="unused")
+        with openai.OpenAI(base_url=f"{base}/v1", api_key="unused") as client:
+            yield client
     finally:
         server.terminate()
-        server.wait(30)
+        try:
+            server.wait(120)  # the engine's shutdown takes a while on a busy machine
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def ask(client: openai.OpenAI, prompt: str, mode: str = "partial", **extra) -> dict:
