@@ -6,7 +6,7 @@ STAMP := $(VENV)/.conveyor-setup
 TINY_MODEL ?= $(HOME)/.cache/conveyor/models/tiny
 SMOLLM2_MODEL ?= $(HOME)/.cache/conveyor/models/smollm2
 
-.PHONY: setup test lint format demo serve model chart clean
+.PHONY: setup test lint format demo serve model chart images clean
 
 setup: $(STAMP)
 
@@ -59,6 +59,15 @@ CHART_MODE ?= check
 chart: setup
 	$(BIN)/python scripts/fetch_k8s_tools.py --dest $(K8S_TOOLS)
 	$(BIN)/python scripts/chart.py $(CHART_MODE)
+
+# The runtime (GPU and CPU), tools and operator images, tagged REGISTRY/<name>:VERSION, with
+# whichever of docker, podman or buildah is installed (IMAGE_TOOL=... to choose); PUSH=1 pushes
+# them. Not part of `make test` or CI: it needs a container engine and the network.
+REGISTRY ?= localhost/conveyor
+VERSION ?=
+images:
+	$(PYTHON) scripts/images.py --registry $(REGISTRY) $(if $(VERSION),--version $(VERSION)) \
+		$(if $(IMAGE_TOOL),--tool $(IMAGE_TOOL)) $(if $(PUSH),--push)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .tools

@@ -3,8 +3,9 @@
 `check` (what `make chart` runs): values.schema.json, crds/ and manifests/install.yaml are not
 stale; `helm lint` is clean; `helm template` renders with the default values and with every
 values file in charts/conveyor/ci/; every rendered object passes kubernetes-validate in strict mode
-for Kubernetes 1.35 (the PrometheusRule, which it does not know, passes a structural schema
-instead); every PromQL expression in the alerts and dashboards passes a light check.
+for Kubernetes 1.35 (the PrometheusRule and the peering record, which it does not know, pass a
+structural schema instead); the operator's pod meets Pod Security `restricted`; every PromQL
+expression in the alerts and dashboards passes a light check.
 `sync` regenerates the three generated files.
 """
 
@@ -22,6 +23,7 @@ import dashboards
 import jsonschema
 import kubernetes_validate
 import monitoring_schemas
+import pod_security
 import promql
 import values_schema
 import yaml
@@ -189,6 +191,12 @@ def render_problems() -> list[str]:
             found.append(f"{label}: {exc}")
             continue
         found.extend(f"{label}: {error}" for obj in rendered for error in validate_object(obj))
+        found.extend(
+            f"{label}: {obj['kind']}/{obj['metadata']['name']}: Pod Security restricted: {error}"
+            for obj in rendered
+            if obj.get("kind") == "Deployment"
+            for error in pod_security.restricted_violations(obj["spec"]["template"]["spec"])
+        )
     return found
 
 

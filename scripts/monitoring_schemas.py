@@ -1,9 +1,10 @@
-"""Structural JSON schemas for the Prometheus Operator objects the chart renders.
+"""Structural JSON schemas for the custom resources the chart renders.
 
 kubernetes-validate knows only built-in kinds; the PrometheusRule is a custom resource of
-`monitoring.coreos.com/v1`. The schema holds the subset of the upstream CRD's fields the chart
-may use, with the upstream types and required fields, and rejects any other key, so a misspelt
-or misplaced field fails here as it would fail a strict API server.
+`monitoring.coreos.com/v1`, the operator's peering record one of `kopf.dev/v1`. The schema holds
+the subset of the upstream CRD's fields the chart may use, with the upstream types and required
+fields, and rejects any other key, so a misspelt or misplaced field fails here as it would fail a
+strict API server.
 """
 
 from __future__ import annotations
@@ -88,6 +89,24 @@ PROMETHEUS_RULE = _object(
     },
 )
 
+
+def _peering(kind: str) -> dict[str, Any]:
+    """kopf's peering record: metadata only; the replicas write its status."""
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata"],
+        "properties": {
+            "apiVersion": {"const": "kopf.dev/v1"},
+            "kind": {"const": kind},
+            "metadata": _METADATA,
+        },
+        "additionalProperties": False,
+    }
+
+
 SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULE,
+    ("kopf.dev/v1", "KopfPeering"): _peering("KopfPeering"),
+    ("kopf.dev/v1", "ClusterKopfPeering"): _peering("ClusterKopfPeering"),
 }

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -167,7 +167,7 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
             env=env,
         )  # fmt: skip
         base_url = f"http://127.0.0.1:{port}"
-        wait_http(f"{base_url}/ready", runtime, 240)
+        wait_http(f"{base_url}/ready", runtime, 600)  # engine start is slow on a busy machine
         yield RunningServer(base_url, sidecar, database)
     finally:
         if runtime is not None:
@@ -177,3 +177,28 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     # uvicorn would re-raise SIGTERM and kill the process before the engine is shut down; the
     # server handles it itself and exits cleanly once everything has stopped.
     assert runtime.returncode == 0, f"conveyor serve exited with {runtime.returncode} on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def vllm_peer(tiny_model: Path) -> Iterator[str]:
+    """vLLM's own OpenAI server on the tiny model, as `conveyor serve` runs it (hermes tool
+    parser, same context, same engine cores): the reference for the parity tests."""
+    from conveyor.runtime.cores import core_split
+
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
+    split = core_split()
+    if split is not None:
+        env["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, split[0]))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(tiny_model),
+         "--port", str(port), "--host", "127.0.0.1", "--max-model-len", "4096",
+         "--enforce-eager", "--tool-call-parser", "hermes", "--enable-auto-tool-choice"],
+        env=env,
+    )  # fmt: skip
+    try:
+        base_url = f"http://127.0.0.1:{port}"
+        wait_http(f"{base_url}/health", process, 600)
+        yield base_url
+    finally:
+        stop(process)

@@ -84,7 +84,7 @@ async def in_process(
     # No hosted tool: the sidecar client is never connected.
     runner = Scheduler(engine, SidecarClient("unix:/nonexistent"), {}, parser="hermes")
     chat = parse_request(
-        {"messages": PROMPT, "max_tokens": max_tokens},
+        {"messages": PROMPT, "max_tokens": max_tokens, "temperature": 0},
         ServerPolicy(hosted_tools={}, max_tokens=max_tokens),
     )
 

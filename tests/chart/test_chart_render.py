@@ -10,6 +10,7 @@ import chart
 import pytest
 import yaml
 from chart import of_kind, only
+from pod_security import restricted_violations
 
 Objects = list[dict[str, Any]]
 
@@ -40,12 +41,15 @@ def test_structural_schema_rejects_a_bad_prometheusrule(all_features_objects: Ob
     assert any("unclosed" in error for error in chart.validate_object(rule))
 
 
-def test_operator_deployment_is_one_recreated_hardened_replica(default_objects: Objects) -> None:
+def test_operator_runs_two_peering_hardened_replicas(default_objects: Objects) -> None:
     deployment = only(default_objects, "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
+    assert spec["replicas"] == 2
+    assert "strategy" not in spec  # a rolling update: the standby takes over meanwhile
     pod = spec["template"]["spec"]
+    assert restricted_violations(pod) == []
+    peering = only(default_objects, "ClusterKopfPeering")
+    assert f"--peering={peering['metadata']['name']}" in pod["containers"][0]["args"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     (container,) = pod["containers"]
@@ -60,21 +64,52 @@ def test_operator_deployment_is_one_recreated_hardened_replica(default_objects: 
     assert pod["serviceAccountName"] == only(default_objects, "ServiceAccount")["metadata"]["name"]
 
 
-def test_the_image_defaults_to_the_app_version(default_objects: Objects) -> None:
+def images(rendered: Objects) -> dict[str, str]:
+    container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    args = dict(a.removeprefix("--").split("=", 1) for a in container["args"] if "=" in a)
+    return {
+        "operator": container["image"],
+        "runtime": args["runtime-image"],
+        "runtime-cpu": args["runtime-cpu-image"],
+        "tools": args["tools-image"],
+    }
+
+
+def test_images_default_to_a_local_name_and_the_app_version(default_objects: Objects) -> None:
     chart_yaml = yaml.safe_load((chart.CHART / "Chart.yaml").read_text())
     project = tomllib.loads((chart.ROOT / "operator" / "pyproject.toml").read_text())
-    assert chart_yaml["appVersion"] == project["project"]["version"]
-    container = only(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert (
-        container["image"]
-        == f"ghcr.io/conveyor-serving/conveyor-operator:{project['project']['version']}"
+    version = project["project"]["version"]
+    assert chart_yaml["appVersion"] == version
+    # What `make images` builds by default; no public registry is implied.
+    assert images(default_objects) == {
+        "operator": f"localhost/conveyor/conveyor-operator:{version}",
+        "runtime": f"localhost/conveyor/conveyor-runtime:{version}",
+        "runtime-cpu": f"localhost/conveyor/conveyor-runtime:{version}-cpu",
+        "tools": f"localhost/conveyor/conveyor-tools:{version}",
+    }
+
+
+def test_one_registry_and_tag_name_every_image(render: Any) -> None:
+    rendered = render("images.registry=registry.example/team/", "images.tag=dev")
+    assert images(rendered) == {
+        "operator": "registry.example/team/conveyor-operator:dev",
+        "runtime": "registry.example/team/conveyor-runtime:dev",
+        "runtime-cpu": "registry.example/team/conveyor-runtime:dev-cpu",
+        "tools": "registry.example/team/conveyor-tools:dev",
+    }
+    assert images(render("images.overrides.tools=other/tools:1"))["tools"] == "other/tools:1"
+
+
+def test_the_image_flags_match_the_operators_own_image_names(default_objects: Objects) -> None:
+    from conveyor.operator.render import Images
+
+    local = Images.local()
+    found = images(default_objects)
+    assert (found["runtime"], found["runtime-cpu"], found["tools"]) == (
+        local.runtime,
+        local.runtime_cpu,
+        local.tools,
     )
-
-
-def test_image_repository_and_tag_are_values(render: Any) -> None:
-    rendered = render("operator.image.repository=registry.example/op", "operator.image.tag=dev")
-    container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "registry.example/op:dev"
 
 
 def test_cluster_wide_mode_uses_one_cluster_role_and_watches_everything(
@@ -84,6 +119,7 @@ def test_cluster_wide_mode_uses_one_cluster_role_and_watches_everything(
     assert of_kind(default_objects, "RoleBinding") == []
     names = {obj["metadata"]["name"] for obj in of_kind(default_objects, "ClusterRole")}
     assert names == {"conveyor-operator", "conveyor-view", "conveyor-edit"}
+    assert of_kind(default_objects, "KopfPeering") == []
     container = only(default_objects, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert not any(arg.startswith("--namespace") for arg in container["args"])
 
@@ -96,14 +132,12 @@ def test_namespaced_mode_uses_a_role_in_the_watched_namespace(render: Any) -> No
     assert binding["subjects"][0]["namespace"] == chart.NAMESPACE
     container = only(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]
     assert "--namespace=models" in container["args"]
-    # Only the reads of cluster-scoped kinds (CRDs, nodes) stay in the ClusterRole.
-    cluster_role = next(
-        obj
-        for obj in of_kind(rendered, "ClusterRole")
-        if obj["metadata"]["name"].endswith("-operator")
+    # Nothing cluster-scoped is needed: the peering record is a KopfPeering in that namespace.
+    assert not any(
+        o["metadata"]["name"].endswith("-operator") for o in of_kind(rendered, "ClusterRole")
     )
-    resources = {res for rule in cluster_role["rules"] for res in rule["resources"]}
-    assert resources == {"customresourcedefinitions", "nodes"}
+    assert only(rendered, "KopfPeering")["metadata"]["namespace"] == "models"
+    assert of_kind(rendered, "ClusterKopfPeering") == []
 
 
 def test_watch_release_namespace(render: Any) -> None:
@@ -115,11 +149,6 @@ def test_namespaced_mode_without_cluster_roles(render: Any) -> None:
     restricted = render(values_files=(chart.CHART / "ci" / "namespaced-restricted-values.yaml",))
     assert of_kind(restricted, "ClusterRole") == of_kind(restricted, "ClusterRoleBinding") == []
     assert only(restricted, "Role")["metadata"]["namespace"] == chart.NAMESPACE
-    # Cluster-wide mode needs its ClusterRole whatever rbac.clusterReads says.
-    (role,) = of_kind(
-        render("rbac.clusterReads=false", "rbac.aggregateToDefaultRoles=false"), "ClusterRole"
-    )
-    assert "nodes" not in {res for rule in role["rules"] for res in rule["resources"]}
 
 
 def test_optional_features_are_off_by_default(default_objects: Objects) -> None:
@@ -130,6 +159,7 @@ def test_optional_features_are_off_by_default(default_objects: Objects) -> None:
         "ClusterRoleBinding",
         "ConfigMap",
         "Deployment",
+        "ClusterKopfPeering",
     }
 
 

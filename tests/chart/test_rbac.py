@@ -4,8 +4,8 @@ What the operator uses is observed, not restated: its `Kube` class (the one modu
 the API) runs every operation against a real HTTP server on 127.0.0.1 that records each request
 (a stand-in for the API server, which cannot run here), and kopf's needs come from the handler
 registry the operator builds (list/watch for every watched resource, patch for the resources
-whose progress and finalizer kopf stores on the object, events) plus the CRD observation kopf
-does at start.
+whose progress kopf stores on the object, events) plus its peering record. The API server's own
+check adds one: a child with blockOwnerDeletion needs update on the owner's finalizers.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from conveyor.operator.render import CHILD_KINDS, ConveyorService, render
 
 Permission = tuple[str, str, str]  # (apiGroup, resource[/subresource], verb)
 UID = "2f1c5d8e-0000-4000-8000-000000000001"
+POD_LABELS: dict[str, str] = {}  # set per sample: the selector labels of its pods
 SAMPLES = sorted((chart.ROOT / "manifests" / "samples").glob("*.yaml"))
 
 
@@ -59,12 +60,20 @@ class Recorder(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         path = self._record()
-        if path == "/api/v1/nodes":
-            self._answer(200, {"items": [{"status": {"allocatable": {"nvidia.com/gpu": "8"}}}]})
-        elif path.startswith("/apis/") and path.count("/") == 3:
+        if path.startswith("/apis/") and path.count("/") == 3:
             self._answer(200, {"resources": [{"name": "servicemonitors"}]})
-        elif "/secrets/" in path or "/persistentvolumeclaims/" in path:
+        elif "/persistentvolumeclaims/" in path:
             self._answer(404, {"message": "not found"})
+        elif path.endswith("/pods"):
+            # A pod whose container started and is not ready: the operator reads its events.
+            unready = {"name": "tools", "started": True, "ready": False}
+            pod = {
+                "metadata": {"name": "p", "labels": dict(POD_LABELS)},
+                "status": {"initContainerStatuses": [unready]},
+            }
+            self._answer(200, {"items": [pod]})
+        elif path.endswith("/events"):
+            self._answer(200, {"items": []})
         else:
             self._answer(200, {"metadata": {"ownerReferences": [{"uid": UID}]}})
 
@@ -131,9 +140,18 @@ def sample_service(path: Path) -> tuple[dict[str, Any], ConveyorService]:
 
 def kube_permissions(server: str) -> set[Permission]:
     kube = Kube(client.Configuration(host=server))
+    found: set[Permission] = set()
     for path in SAMPLES:
         obj, svc = sample_service(path)
+        POD_LABELS.clear()
+        POD_LABELS.update(svc.selector_labels())
         children = render(obj, service_monitors=True)
+        if any(
+            ref.get("blockOwnerDeletion")
+            for child in children
+            for ref in child["metadata"]["ownerReferences"]
+        ):
+            found.add(("conveyor.dev", "conveyorservices/finalizers", "update"))
         for patch_status in (200, 404):
             Recorder.patch_status = patch_status
             for child in children:
@@ -147,23 +165,22 @@ def kube_permissions(server: str) -> set[Permission]:
         kube.patch_status(svc.namespace, svc.name, {"replicas": 1})
         kube.post_event(svc, "Warning", "Test", "recorded")
         kube.facts(svc)
-    found = {permission(method, url) for method, url in Recorder.calls}
-    return {p for p in found if p is not None}
+    found |= {p for method, url in Recorder.calls if (p := permission(method, url)) is not None}
+    return found
 
 
-def kopf_permissions() -> set[Permission]:
+def kopf_permissions(namespaced: bool) -> set[Permission]:
     registry = build_registry(lambda: Kube(client.Configuration(host="http://127.0.0.1:9")))
-    needed: set[Permission] = {
-        # kopf follows CRDs being added and removed, and posts events about handlers.
-        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-        ("", "events", "create"),
-    }
+    # kopf posts events about handlers and keeps its replicas' keep-alives in the peering record
+    # (watched, and patched by each replica); it scans no CRDs (scanning is off).
+    peering = "kopfpeerings" if namespaced else "clusterkopfpeerings"
+    needed: set[Permission] = {("", "events", "create")}
+    needed |= {("kopf.dev", peering, verb) for verb in ("list", "watch", "patch")}
     for handler in registry._watching.get_all_handlers():
         needed |= {(*resource_of(handler.selector), v) for v in ("list", "watch")}
     for handlers in (registry._changing.get_all_handlers(), registry._spawning.get_all_handlers()):
         for handler in handlers:
-            # Annotations progress storage and the finalizer are patched onto the object.
+            # Annotations progress storage is patched onto the object.
             needed |= {(*resource_of(handler.selector), v) for v in ("list", "watch", "patch")}
     return needed
 
@@ -223,28 +240,24 @@ def test_the_permission_of_a_request() -> None:
 
 @pytest.mark.parametrize("mode", ["cluster-wide", "namespaced"])
 def test_rbac_is_exactly_what_the_operator_uses(api_server: str, render: Any, mode: str) -> None:
-    needed = kube_permissions(api_server) | kopf_permissions()
+    needed = kube_permissions(api_server) | kopf_permissions(mode == "namespaced")
     rendered = render() if mode == "cluster-wide" else render("operator.watchNamespace=models")
     given = granted(operator_roles(rendered))
     assert sorted(needed - given) == [], "the operator would be forbidden these"
     assert sorted(given - needed) == [], "the chart grants these but the operator never uses them"
 
 
-def test_without_cluster_reads_only_the_tolerated_checks_go(api_server: str, render: Any) -> None:
-    needed = kube_permissions(api_server) | kopf_permissions()
-    given = granted(operator_roles(render("operator.watchNamespace=m", "rbac.clusterReads=false")))
-    # The operator carries on without these: kopf scans CRDs once, the GPU check is skipped.
-    assert needed - given == {
-        ("apiextensions.k8s.io", "customresourcedefinitions", "list"),
-        ("apiextensions.k8s.io", "customresourcedefinitions", "watch"),
-        ("", "nodes", "list"),
-    }
-    assert given <= needed
-
-
-def test_namespaced_mode_keeps_namespaced_permissions_in_the_namespace(render: Any) -> None:
-    rendered = render("operator.watchNamespace=models")
-    cluster = granted(
-        [r for r in of_kind(rendered, "ClusterRole") if r["metadata"]["name"].endswith("-operator")]
-    )
-    assert {resource for _, resource, _ in cluster} == {"customresourcedefinitions", "nodes"}
+def test_no_secret_is_readable_and_namespaced_mode_needs_nothing_cluster_wide(
+    render: Any,
+) -> None:
+    for rendered in (render(), render("operator.watchNamespace=models")):
+        assert not any(res == "secrets" for _, res, _ in granted(operator_roles(rendered)))
+    namespaced = render("operator.watchNamespace=models")
+    assert not [
+        r for r in of_kind(namespaced, "ClusterRole") if r["metadata"]["name"].endswith("-operator")
+    ]
+    # Cluster-wide, the only cluster-scoped resource is the peering record.
+    cluster = [
+        r for r in of_kind(render(), "ClusterRole") if r["metadata"]["name"].endswith("-operator")
+    ]
+    assert not {"customresourcedefinitions", "nodes"} & {res for _, res, _ in granted(cluster)}

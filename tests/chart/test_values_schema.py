@@ -59,19 +59,20 @@ def test_default_values_satisfy_the_schema() -> None:
 @pytest.mark.parametrize(
     ("setting", "complaint"),
     [
-        ("operator.image.pullPolicy=Sometimes", "pullPolicy"),
-        ("operator.replicas=2", "replicas"),
+        ("operator.imagePullPolicy=Sometimes", "imagePullPolicy"),
+        ("operator.replicas=0", "replicas"),
+        ("operator.replica=2", "replica"),
         ("operator.livenessPort=80", "livenessPort"),
         ("operator.livenessPort=http", "livenessPort"),
         ("operator.watchNamespace=Not_A_Namespace", "watchNamespace"),
         ("operator.logLevel=verbose", "logLevel"),
-        ("operator.image.repository=", "repository"),
+        ("images.registry=", "registry"),
         ("dashboards.label=", "label"),
         ("prometheusRule.thresholds.engineDownFor=soon", "engineDownFor"),
         ("prometheusRule.thresholds.exposedToolTimeRatio=2", "exposedToolTimeRatio"),
         ("rbac.create=maybe", "create"),
         ("operator.podAnnotations.a=null", "podAnnotations"),
-        ("operator.image=null", "image"),
+        ("images=null", "images"),
     ],
 )
 def test_helm_refuses_bad_values(helm_binary: object, setting: str, complaint: str) -> None:

@@ -3,16 +3,24 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import itertools
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kmock
 import kubernetes
 import pytest
+
+# scripts/pod_security.py: the Pod Security check `make chart` runs too.
+_SCRIPTS = str(Path(__file__).resolve().parents[2] / "scripts")
+if _SCRIPTS not in sys.path:
+    sys.path.insert(0, _SCRIPTS)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -87,6 +95,13 @@ class Cluster:
             payload = await resp.json(content_type=None)
             return resp.status, payload
 
+    def take_requests(self) -> list[Any]:
+        """The requests served so far, which the emulator then forgets: kmock matches every new
+        request against its whole history, so a long test that keeps it slows quadratically."""
+        taken = list(self.emulator)
+        del self.emulator._requests[:]
+        return taken
+
     async def get(self, path: str) -> dict[str, Any] | None:
         status, payload = await self.call("GET", path)
         return payload if status == 200 else None
@@ -115,6 +130,13 @@ def _declare_resources(emulator: Emulator) -> None:
         shortnames={"cvs"},
         subresources={"status", "scale"},
     )
+    # kopf's peering objects, as the chart's crds/ declare them.
+    emulator.resources["kopf.dev/v1/clusterkopfpeerings"] = kmock.ResourceInfo(
+        kind="ClusterKopfPeering",
+        singular="clusterkopfpeering",
+        namespaced=False,
+        verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+    )
     # As if the Prometheus Operator were installed.
     emulator.resources["monitoring.coreos.com/v1/servicemonitors"] = kmock.ResourceInfo(
         kind="ServiceMonitor",
@@ -131,29 +153,44 @@ async def cluster() -> AsyncIterator[Cluster]:
         yield Cluster(emulator, str(server.url).rstrip("/"))
 
 
-@pytest.fixture()
-async def operator(cluster: Cluster) -> AsyncIterator[Cluster]:
-    """The real operator (its kopf registry, handlers and API client) running against `cluster`."""
-    from kopf.testing import KopfRunner
-
-    from conveyor.operator.handlers import build_registry
+def kube_for(cluster: Cluster, token: str = "operator") -> Any:
+    """The operator's API client for `cluster`, sending `token` so a test can tell who called."""
     from conveyor.operator.kube import Kube
 
     configuration = kubernetes.client.Configuration()
     configuration.host = cluster.url
-    registry = build_registry(lambda: Kube(configuration), resync_seconds=600)
-    runner = KopfRunner(["run", "-A", "--standalone"], registry=registry, timeout=30)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    return Kube(configuration)
+
+
+@contextlib.asynccontextmanager
+async def running_operator(
+    cluster: Cluster, *args: str, token: str = "operator"
+) -> AsyncIterator[Any]:
+    """The real operator (its kopf registry, handlers and API client) running against `cluster`."""
+    from kopf.testing import KopfRunner
+
+    from conveyor.operator.handlers import build_registry
+
+    registry = build_registry(lambda: kube_for(cluster, token))
+    runner = KopfRunner(["run", "-A", *(args or ("--standalone",))], registry=registry, timeout=30)
     # kmock serves on this test's event loop and kopf runs in a thread: never block the loop.
     await asyncio.to_thread(runner.__enter__)
     try:
-        await _until_watching(cluster.emulator)
-        yield cluster
+        yield runner
     finally:
         await asyncio.to_thread(runner.__exit__, None, None, None)
     assert runner.exit_code == 0, runner.output
 
 
-async def _until_watching(emulator: Emulator, within: float = 10.0) -> None:
+@pytest.fixture()
+async def operator(cluster: Cluster) -> AsyncIterator[Cluster]:
+    async with running_operator(cluster):
+        await until_watching(cluster.emulator)
+        yield cluster
+
+
+async def until_watching(emulator: Emulator, within: float = 10.0) -> None:
     """Wait until kopf watches the ConveyorServices and the Deployments."""
     wanted = {"conveyorservices", "deployments"}
     deadline = asyncio.get_running_loop().time() + within

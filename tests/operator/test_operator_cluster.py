@@ -110,7 +110,7 @@ def test_operator_creates_children_and_puts_them_back(
     from conveyor.operator.handlers import build_registry
     from conveyor.operator.kube import Kube
 
-    registry = build_registry(lambda: Kube.connect(kubeconfig), resync_seconds=600)
+    registry = build_registry(lambda: Kube.connect(kubeconfig))
     objects = client.CustomObjectsApi(api)
     core = client.CoreV1Api(api)
     apps = client.AppsV1Api(api)
@@ -142,4 +142,19 @@ def test_operator_creates_children_and_puts_them_back(
             return types == {"Ready", "Progressing", "Degraded"}
 
         _wait(has_status, "the status conditions")
+        # A real API server does the server-side apply: a field taken out of the spec leaves
+        # the Deployment, and no finalizer holds the object when it is deleted.
+        add = {"spec": {"nodeSelector": {"example.com/pool": "a"}}}
+        objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "demo", add)
+
+        def template_selector() -> dict[str, str] | None:
+            read = apps.read_namespaced_deployment("demo", namespace)
+            return read.spec.template.spec.node_selector  # type: ignore[no-any-return]
+
+        _wait(lambda: template_selector() == {"example.com/pool": "a"}, "the nodeSelector")
+        drop = {"spec": {"nodeSelector": None}}
+        objects.patch_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "demo", drop)
+        _wait(lambda: template_selector() is None, "the nodeSelector to go")
+        got = objects.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "demo")
+        assert not got["metadata"].get("finalizers")
         objects.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "demo")

@@ -52,8 +52,31 @@ def test_crd_names_subresources_and_columns() -> None:
         "statusReplicasPath": ".status.replicas",
         "labelSelectorPath": ".status.selector",
     }
-    columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Replicas", "Model", "Age"]
+    columns = {c["name"]: c["jsonPath"] for c in version["additionalPrinterColumns"]}
+    assert list(columns) == ["Ready", "Reason", "Replicas", "Model", "Age"]
+    assert columns["Reason"] == '.status.conditions[?(@.type=="Ready")].reason'
+    assert columns["Replicas"] == ".status.readyOfDesired"  # "ready/desired"
+
+
+def test_every_field_has_a_description() -> None:
+    undescribed = [
+        path
+        for path, node in _nodes(openapi_schema())
+        for key, sub in node.get("properties", {}).items()
+        if not sub.get("description", "").strip()
+        for path in [f"{path}.{key}"]
+    ]
+    assert undescribed == []
+
+
+def test_no_image_default_is_baked_into_the_schema() -> None:
+    # A schema default is copied into every object at admission; image defaults come from the
+    # operator's configuration instead, so an upgrade needs no edit of any object.
+    stored, errors = admit(_obj({"model": MODEL}))
+    assert errors == []
+    assert "image" not in stored["spec"]["engine"] and "image" not in stored["spec"]["tools"]
+    images = [node for path, node in _nodes(openapi_schema()) if path.endswith(".image")]
+    assert len(images) == 2 and all("default" not in node for node in images)
 
 
 def _nodes(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -217,6 +240,49 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         {"model": MODEL, "tools": {"enabled": ["python"], "config": {"sqlite": {}}}},
         "spec.tools",
         "tools.config has settings for a tool that is not in tools.enabled",
+    ),
+    (
+        "replicas and autoscaling together",
+        {"model": MODEL, "replicas": 2, "autoscaling": {"maxReplicas": 4}},
+        "spec",
+        "spec.replicas and spec.autoscaling are mutually exclusive: the autoscaler owns the "
+        "replica count, so remove spec.replicas (or spec.autoscaling)",
+    ),
+    (
+        "rollout that cannot replace a pod",
+        {"model": MODEL, "rollout": {"maxSurge": 0, "maxUnavailable": "0%"}},
+        "spec.rollout",
+        "rollout.maxSurge and rollout.maxUnavailable cannot both be 0",
+    ),
+    (
+        "rollout percentage misspelt",
+        {"model": MODEL, "rollout": {"maxSurge": "25 percent"}},
+        "spec.rollout.maxSurge",
+        "is not valid under any of the given schemas",
+    ),
+    (
+        "unmasked proc without a user namespace",
+        {"model": MODEL, "tools": {"sandbox": {"procMount": "Unmasked"}}},
+        "spec",
+        "tools.sandbox.procMount Unmasked needs podTemplate.hostUsers: false",
+    ),
+    (
+        "localhost seccomp profile without its name",
+        {"model": MODEL, "tools": {"sandbox": {"seccompProfile": {"type": "Localhost"}}}},
+        "spec.tools.sandbox.seccompProfile",
+        "a Localhost profile needs localhostProfile",
+    ),
+    (
+        "pod volume named like the operator's",
+        {"model": MODEL, "podTemplate": {"volumes": [{"name": "cache", "emptyDir": {}}]}},
+        "spec.podTemplate",
+        "podTemplate.volumes may not use the names the operator mounts itself",
+    ),
+    (
+        "pod label that would change the selector",
+        {"model": MODEL, "podTemplate": {"labels": {"app.kubernetes.io/instance": "x"}}},
+        "spec.podTemplate",
+        "podTemplate.labels may not set app.kubernetes.io/name or app.kubernetes.io/instance",
     ),
     (
         "search without endpoint",

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import yaml
-from conftest import Cluster
+from conftest import Cluster, running_operator, until_watching
 
 NS = "serving"
 CVS = f"/apis/conveyor.dev/v1alpha1/namespaces/{NS}/conveyorservices"
@@ -25,6 +25,9 @@ CONFIG_MAP = f"/api/v1/namespaces/{NS}/configmaps/demo-tools"
 PDB = f"/apis/policy/v1/namespaces/{NS}/poddisruptionbudgets/demo"
 HPA = f"/apis/autoscaling/v2/namespaces/{NS}/horizontalpodautoscalers/demo"
 SERVICE_MONITOR = f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/servicemonitors/demo"
+NETWORK_POLICY = f"/apis/networking.k8s.io/v1/namespaces/{NS}/networkpolicies/demo"
+PODS = f"/api/v1/namespaces/{NS}/pods"
+EVENTS = f"/api/v1/namespaces/{NS}/events"
 MERGE = "application/merge-patch+json"
 
 
@@ -56,7 +59,7 @@ async def create(cluster: Cluster, spec: dict[str, Any]) -> dict[str, Any]:
 async def test_create_makes_owned_children(operator: Cluster) -> None:
     created = await create(operator, TINY)
     uid = created["metadata"]["uid"]
-    for path in (DEPLOYMENT, SERVICE, CONFIG_MAP):
+    for path in (DEPLOYMENT, SERVICE, CONFIG_MAP, NETWORK_POLICY):
         child = await operator.eventually(path, lambda o: o is not None)
         assert child is not None
         (owner,) = child["metadata"]["ownerReferences"]
@@ -73,6 +76,9 @@ async def test_create_makes_owned_children(operator: Cluster) -> None:
     )
     assert cvs["status"]["endpoint"] == f"http://demo.{NS}.svc:8000/v1"
     assert condition(cvs, "Ready")["status"] == "False"
+    # The operator's default images (for a CPU-only spec, the CPU runtime), reported.
+    assert cvs["status"]["images"]["runtime"].endswith("-cpu")
+    assert "conveyor-tools" in cvs["status"]["images"]["tools"]
 
 
 async def test_ready_deployment_makes_the_service_ready(operator: Cluster) -> None:
@@ -131,7 +137,7 @@ async def test_spec_changes_reach_the_children(operator: Cluster) -> None:
     assert status == 200
     await operator.eventually(PDB, lambda o: o is None)
 
-    add = {"spec": {"autoscaling": {"minReplicas": 1, "maxReplicas": 3}}}
+    add = {"spec": {"replicas": None, "autoscaling": {"minReplicas": 1, "maxReplicas": 3}}}
     await operator.call("PATCH", f"{CVS}/demo", add, MERGE)
     hpa = await operator.eventually(HPA, lambda o: o is not None)
     assert hpa is not None and hpa["spec"]["maxReplicas"] == 3
@@ -164,7 +170,25 @@ async def test_children_changed_or_deleted_by_hand_are_put_back(operator: Cluste
     await operator.eventually(DEPLOYMENT, lambda o: o is not None and o["spec"]["replicas"] == 1)
 
 
-async def test_missing_secret_makes_it_degraded_with_an_event(operator: Cluster) -> None:
+def runtime_pod(name: str, **status: Any) -> dict[str, Any]:
+    """A pod of the service as the kubelet reports it (no kubelet runs here)."""
+    labels = {
+        "app.kubernetes.io/name": "conveyor",
+        "app.kubernetes.io/instance": "demo",
+        "app.kubernetes.io/managed-by": "conveyor-operator",
+    }
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NS, "labels": labels},
+        "spec": {"containers": [{"name": "runtime", "image": "x"}]},
+        "status": status,
+    }
+
+
+async def test_missing_secret_shown_by_a_pod_makes_it_degraded_with_an_event(
+    operator: Cluster,
+) -> None:
     spec = {
         **TINY,
         "model": {
@@ -173,14 +197,26 @@ async def test_missing_secret_makes_it_degraded_with_an_event(operator: Cluster)
         },
     }
     await create(operator, spec)
+    # Level-based: the children exist, so the pods start once the Secret does.
+    assert await operator.eventually(DEPLOYMENT, lambda o: o is not None)
+    waiting = {
+        "name": "runtime",
+        "ready": False,
+        "state": {
+            "waiting": {
+                "reason": "CreateContainerConfigError",
+                "message": 'secret "hf-token" not found',
+            }
+        },
+    }
+    await operator.call("POST", PODS, runtime_pod("demo-abc", containerStatuses=[waiting]))
     cvs = await operator.eventually(
         f"{CVS}/demo", lambda o: condition(o, "Degraded").get("status") == "True"
     )
     degraded = condition(cvs, "Degraded")
     assert degraded["reason"] == "SecretNotFound"
-    assert f"Secret {NS}/hf-token" in degraded["message"]
-    # Still level-based: the children exist, so the pods start once the Secret does.
-    assert await operator.eventually(DEPLOYMENT, lambda o: o is not None)
+    assert 'secret "hf-token" not found' in degraded["message"]
+    assert "kubectl -n serving create secret generic hf-token" in degraded["message"]
 
     def has_event(events: dict[str, Any] | None) -> bool:
         return any(
@@ -188,7 +224,108 @@ async def test_missing_secret_makes_it_degraded_with_an_event(operator: Cluster)
             for e in (events or {}).get("items", [])
         )
 
-    await operator.eventually(f"/api/v1/namespaces/{NS}/events", has_event)
+    await operator.eventually(EVENTS, has_event)
+
+
+async def test_tools_that_cannot_be_isolated_make_it_degraded(operator: Cluster) -> None:
+    """The sidecar's readiness probe fails with its reason; the kubelet's Unhealthy event and the
+    pod's status are all the operator reads."""
+    await create(operator, TINY)
+    await operator.eventually(DEPLOYMENT, lambda o: o is not None)
+    reason = '503 {"unavailable": {"python": "cannot create a network namespace"}}'
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "demo-abc.1", "namespace": NS},
+        "involvedObject": {
+            "kind": "Pod",
+            "name": "demo-abc",
+            "namespace": NS,
+            "fieldPath": "spec.initContainers{tools}",
+        },
+        "reason": "Unhealthy",
+        "type": "Warning",
+        "message": f"Readiness probe failed: {reason}",
+        "lastTimestamp": "2026-01-01T00:00:00Z",
+    }
+    await operator.call("POST", EVENTS, event)
+    tools = {"name": "tools", "started": True, "ready": False, "state": {"running": {}}}
+    runtime = {"name": "runtime", "started": True, "ready": False, "state": {"running": {}}}
+    pod = runtime_pod("demo-abc", initContainerStatuses=[tools], containerStatuses=[runtime])
+    await operator.call("POST", PODS, pod)
+    cvs = await operator.eventually(
+        f"{CVS}/demo", lambda o: condition(o, "Degraded").get("reason") == "ToolsUnavailable"
+    )
+    message = condition(cvs, "Degraded")["message"]
+    assert "cannot create a network namespace" in message
+    assert "runtimeClassName" in message and "seccompProfile" in message
+    assert condition(cvs, "Ready")["status"] == "False"
+
+
+async def test_no_finalizer_is_left_to_block_an_uninstall(operator: Cluster) -> None:
+    # One object as an earlier operator version left it, with its finalizer.
+    old = service(TINY)
+    old["metadata"] = {"name": "old", "namespace": NS, "finalizers": ["conveyor.dev/finalizer"]}
+    await operator.call("POST", CVS, old)
+    await create(operator, TINY)
+    await operator.eventually(DEPLOYMENT, lambda o: o is not None)
+    await operator.eventually(
+        f"{CVS}/old", lambda o: o is not None and not o["metadata"].get("finalizers")
+    )
+    cvs = await operator.eventually(f"{CVS}/demo", lambda o: bool(o and o.get("status")))
+    assert not cvs["metadata"].get("finalizers")
+    # So deleting a ConveyorService (or the CRD, with `kubectl delete -f install.yaml`) finishes
+    # even with no operator left to remove a finalizer.
+    status, _ = await operator.call("DELETE", f"{CVS}/demo")
+    assert status == 200
+    await operator.eventually(f"{CVS}/demo", lambda o: o is None)
+
+
+async def test_a_standby_replica_does_nothing_while_the_active_one_runs(cluster: Cluster) -> None:
+    """Two operators peering as the chart runs them: only the one with the higher priority acts,
+    and the other takes over when it goes."""
+    peering = {
+        "apiVersion": "kopf.dev/v1",
+        "kind": "ClusterKopfPeering",
+        "metadata": {"name": "conveyor-operator"},
+    }
+    status, _ = await cluster.call("POST", "/apis/kopf.dev/v1/clusterkopfpeerings", peering)
+    assert status in (200, 201)
+    args = ("--peering", "conveyor-operator", "--priority")
+    async with running_operator(cluster, *args, "100", token="standby"):
+        async with running_operator(cluster, *args, "200", token="active"):
+            await until_watching(cluster.emulator)
+            await cluster.eventually(
+                "/apis/kopf.dev/v1/clusterkopfpeerings/conveyor-operator",
+                lambda o: len((o or {}).get("status") or {}) == 2,
+            )
+            cluster.take_requests()
+            await create(cluster, TINY)
+            await cluster.eventually(DEPLOYMENT, lambda o: o is not None)
+            await cluster.eventually(f"{CVS}/demo", lambda o: bool(o and o.get("status")))
+            await asyncio.sleep(1)  # room for a standby that wrongly acts to show itself
+            by = writers(cluster.take_requests())
+            assert by.get("active"), "the active operator wrote nothing"
+            assert by.get("standby", set()) == set(), "the standby wrote"
+        # The active one has gone: the standby resumes and follows a change.
+        await cluster.call("PATCH", f"{CVS}/demo", {"spec": {"replicas": 2}}, MERGE)
+        await cluster.eventually(
+            DEPLOYMENT, lambda o: o is not None and o["spec"]["replicas"] == 2, within=30
+        )
+        assert "deployments" in writers(cluster.take_requests()).get("standby", set())
+
+
+def writers(requests: list[Any]) -> dict[str, set[str]]:
+    """Which resources each operator (told apart by its token) wrote, peering aside."""
+    found: dict[str, set[str]] = {}
+    for r in requests:
+        if r.method.name in ("GET",) or r.resource is None:
+            continue
+        if r.resource.plural == "clusterkopfpeerings":
+            continue  # keep-alives: every replica writes its own record
+        token = (r.headers.get("Authorization") or "").removeprefix("Bearer ")
+        found.setdefault(token, set()).add(r.resource.plural)
+    return found
 
 
 async def test_the_command_runs_the_operator_with_its_liveness_endpoint(

@@ -14,8 +14,9 @@ from typing import Any
 import kubernetes_validate
 import pytest
 import yaml
+from pod_security import restricted_violations
 
-from conveyor.operator.render import render
+from conveyor.operator.render import Images, render
 
 UID = "3f1c2a9e-0000-4000-8000-000000000001"
 MODEL = {"name": "Qwen/Qwen2.5-7B-Instruct"}
@@ -31,9 +32,13 @@ def cvs(spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
     }
 
 
+IMAGES = Images("reg.local/runtime:9", "reg.local/runtime:9-cpu", "reg.local/tools:9")
+
+
 def children(spec: dict[str, Any], monitors: bool = False) -> dict[str, dict[str, Any]]:
-    out = {o["kind"]: o for o in render(cvs(spec), service_monitors=monitors)}
-    assert len(out) == len(render(cvs(spec), service_monitors=monitors)), "one child per kind"
+    rendered = render(cvs(spec), images=IMAGES, service_monitors=monitors)
+    out = {o["kind"]: o for o in rendered}
+    assert len(out) == len(rendered), "one child per kind"
     return out
 
 
@@ -42,7 +47,8 @@ def pod(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def container(spec: dict[str, Any], name: str) -> dict[str, Any]:
-    (found,) = [c for c in pod(spec)["containers"] if c["name"] == name]
+    p = pod(spec)
+    (found,) = [c for c in p["containers"] + p.get("initContainers", []) if c["name"] == name]
     return found  # type: ignore[no-any-return]
 
 
@@ -58,20 +64,24 @@ FULL = {
         "toolCallParser": "hermes",
         "maxModelLen": 8192,
     },
-    "replicas": 3,
     "engine": {
         "image": "registry.local/runtime:1",
         "imagePullPolicy": "Always",
         "tensorParallelSize": 2,
         "gpuMemoryUtilization": 0.85,
         "extraArgs": ["--enable-prefix-caching"],
-        "env": [{"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}],
         "shmSize": "8Gi",
         "startupTimeoutSeconds": 3600,
         "drainSeconds": 120,
     },
     "resources": {"gpus": 2, "cpu": "8", "memory": "64Gi"},
-    "autoscaling": {"minReplicas": 2, "maxReplicas": 5, "target": "3"},
+    "autoscaling": {
+        "minReplicas": 2,
+        "maxReplicas": 5,
+        "target": "3",
+        "behavior": {"scaleDown": {"stabilizationWindowSeconds": 600}},
+    },
+    "rollout": {"maxSurge": 0, "maxUnavailable": "50%"},
     "tools": {
         "image": "registry.local/tools:1",
         "enabled": ["python", "sqlite", "search"],
@@ -94,9 +104,25 @@ FULL = {
             }
         }
     },
-    "priorityClassName": "inference",
-    "imagePullSecrets": ["regcred"],
-    "serviceAccountName": "runner",
+    "podTemplate": {
+        "labels": {"team": "ml", "app.kubernetes.io/component": "mine"},
+        "annotations": {"note": "hi", "conveyor.dev/tools-config-checksum": "mine"},
+        "runtimeClassName": "gvisor",
+        "topologySpreadConstraints": [
+            {"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "ScheduleAnyway"}
+        ],
+        "volumes": [{"name": "extra", "configMap": {"name": "extra"}}],
+        "volumeMounts": [{"name": "extra", "mountPath": "/etc/extra"}],
+        "env": [
+            {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"},
+            {"name": "HF_HOME", "value": "/var/cache/conveyor/hf"},
+        ],
+        "envFrom": [{"configMapRef": {"name": "settings"}}],
+        "priorityClassName": "inference",
+        "imagePullSecrets": ["regcred"],
+        "serviceAccountName": "runner",
+    },
+    "networkPolicy": {"ingressFrom": [{"namespaceSelector": {"matchLabels": {"team": "ml"}}}]},
 }
 
 VARIANTS = {
@@ -110,7 +136,7 @@ VARIANTS = {
 
 @pytest.mark.parametrize("spec", VARIANTS.values(), ids=VARIANTS.keys())
 def test_every_child_is_valid_for_kubernetes_1_35(spec: dict[str, Any]) -> None:
-    for obj in render(cvs(spec), service_monitors=True):
+    for obj in render(cvs(spec), images=IMAGES, service_monitors=True):
         if obj["kind"] == "ServiceMonitor":
             continue  # a CRD type kubernetes-validate has no schema for; see the shape test
         kubernetes_validate.validate(obj, "1.35.0", strict=True)
@@ -145,8 +171,10 @@ def test_render_is_pure() -> None:
     assert obj == before
 
 
-def test_minimal_spec_renders_the_three_base_children() -> None:
-    assert sorted(children({"model": MODEL})) == ["ConfigMap", "Deployment", "Service"]
+def test_minimal_spec_renders_the_base_children() -> None:
+    assert sorted(children({"model": MODEL})) == [
+        "ConfigMap", "Deployment", "NetworkPolicy", "Service",
+    ]  # fmt: skip
 
 
 def test_runtime_container_runs_conveyor_serve_with_the_spec() -> None:
@@ -164,6 +192,7 @@ def test_runtime_container_runs_conveyor_serve_with_the_spec() -> None:
     assert flag(args, "--gpu-memory-utilization") == "0.85"
     assert flag(args, "--max-model-len") == "8192"
     assert flag(args, "--revision") == "main"
+    assert flag(args, "--drain-seconds") == "120"  # spec.engine.drainSeconds reaches the runtime
     assert args[-1] == "--enable-prefix-caching"  # pass-through args come last
     assert c["image"] == "registry.local/runtime:1"
     assert c["imagePullPolicy"] == "Always"
@@ -185,25 +214,67 @@ def test_model_from_a_volume_is_mounted_read_only() -> None:
     assert volumes["model"]["persistentVolumeClaim"] == {"claimName": "m", "readOnly": True}
 
 
-def test_token_comes_from_its_secret_and_env_passes_through() -> None:
-    env = container(FULL, "runtime")["env"]
+def test_token_comes_from_its_secret_and_pod_template_env_wins() -> None:
+    c = container(FULL, "runtime")
+    env = c["env"]
     assert {
         "name": "HF_TOKEN",
         "valueFrom": {"secretKeyRef": {"name": "hf", "key": "token"}},
     } in env
+    # podTemplate.env replaces the operator's variable of the same name, in its place...
+    names = [e["name"] for e in env]
+    assert names.count("HF_HOME") == 1 and names[names.index("HF_HOME")] == "HF_HOME"
+    assert {"name": "HF_HOME", "value": "/var/cache/conveyor/hf"} in env
+    # ...and adds the others last, in their order.
     assert env[-1] == {"name": "VLLM_LOGGING_LEVEL", "value": "DEBUG"}
-    assert {"name": "HF_HOME", "value": "/var/cache/conveyor/huggingface"} in env
+    assert c["envFrom"] == [{"configMapRef": {"name": "settings"}}]
+    default_env = container({"model": MODEL}, "runtime")["env"]
+    assert {"name": "HF_HOME", "value": "/var/cache/conveyor/huggingface"} in default_env
 
 
 def test_probes_drain_and_startup_budget() -> None:
     c = container(FULL, "runtime")
-    assert c["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
+    # The readiness probe prints /ready's answer when it fails: the reason reaches the events.
+    probe = " ".join(c["readinessProbe"]["exec"]["command"])
+    assert "127.0.0.1:8000/ready" in probe and "sys.exit" in probe
     assert c["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     startup = c["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 3600
-    assert c["lifecycle"]["preStop"]["sleep"]["seconds"] > 0
-    grace = pod(FULL)["terminationGracePeriodSeconds"]
-    assert grace >= 120 + c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    prestop = c["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert prestop > 0
+    # The pod may take the preStop pause, the whole drain and the engine's shutdown.
+    assert pod(FULL)["terminationGracePeriodSeconds"] > 120 + prestop
+
+
+def test_the_readiness_probe_reports_why_it_fails() -> None:
+    """Run the rendered probe script against a server that answers 503 with a reason."""
+    import http.server
+    import subprocess
+    import sys
+    import threading
+
+    class NotReady(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(503)
+            self.end_headers()
+            self.wfile.write(b'{"tools": {"python": "network isolation unavailable"}}')
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotReady)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        script = container(FULL, "tools")["readinessProbe"]["exec"]["command"][2]
+        script = script.replace("127.0.0.1:8001", f"127.0.0.1:{server.server_address[1]}")
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        )
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert done.returncode == 1
+    assert "503" in done.stderr and "network isolation unavailable" in done.stderr
 
 
 def test_gpus_resources_and_scheduling() -> None:
@@ -217,12 +288,31 @@ def test_gpus_resources_and_scheduling() -> None:
     assert FULL["tolerations"][0] in p["tolerations"]
     assert p["nodeSelector"] == {"gpu": "a100"}
     assert p["affinity"] == FULL["affinity"]
+    assert p["automountServiceAccountToken"] is False
+    strategy = children(FULL)["Deployment"]["spec"]["strategy"]["rollingUpdate"]
+    assert strategy == {"maxSurge": 0, "maxUnavailable": "50%"}
+
+
+def test_pod_template_additions_and_their_precedence() -> None:
+    template = children(FULL)["Deployment"]["spec"]["template"]
+    p = template["spec"]
     assert p["priorityClassName"] == "inference"
     assert p["imagePullSecrets"] == [{"name": "regcred"}]
     assert p["serviceAccountName"] == "runner"
-    assert p["automountServiceAccountToken"] is False
-    strategy = children(FULL)["Deployment"]["spec"]["strategy"]["rollingUpdate"]
-    assert strategy == {"maxSurge": 0, "maxUnavailable": 1}
+    assert p["runtimeClassName"] == "gvisor"
+    assert p["topologySpreadConstraints"] == FULL["podTemplate"]["topologySpreadConstraints"]
+    assert {"name": "extra", "configMap": {"name": "extra"}} in p["volumes"]
+    mounts = container(FULL, "runtime")["volumeMounts"]
+    assert {"name": "extra", "mountPath": "/etc/extra"} in mounts
+    # The tools container, which runs model-written code, gets none of the additions.
+    tools = container(FULL, "tools")
+    assert "envFrom" not in tools and "env" not in tools
+    assert all(m["name"] != "extra" for m in tools["volumeMounts"])
+    # The operator's labels and annotation win over the podTemplate's; the others are kept.
+    labels, annotations = template["metadata"]["labels"], template["metadata"]["annotations"]
+    assert labels["team"] == "ml" and labels["app.kubernetes.io/component"] == "runtime"
+    assert annotations["note"] == "hi"
+    assert annotations["conveyor.dev/tools-config-checksum"] != "mine"
 
 
 def test_other_gpu_vendors_use_their_resource_name() -> None:
@@ -230,12 +320,22 @@ def test_other_gpu_vendors_use_their_resource_name() -> None:
     assert container(spec, "runtime")["resources"]["limits"] == {"amd.com/gpu": "1"}
 
 
-def test_cpu_only_pods_have_no_gpu_and_surge_one_pod() -> None:
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_default_rollout_keeps_a_replica_serving(gpus: int) -> None:
+    # A replacement pod starts before an old one stops, GPU or not: with one replica the service
+    # never goes dark for a model change when the cluster has room for the extra pod.
+    spec = {"model": MODEL, "resources": {"gpus": gpus}}
+    strategy = children(spec)["Deployment"]["spec"]["strategy"]
+    assert strategy == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+
+
+def test_cpu_only_pods_have_no_gpu() -> None:
     c = container({"model": MODEL}, "runtime")
     assert "resources" not in c
     assert "tolerations" not in pod({"model": MODEL})
-    strategy = children({"model": MODEL})["Deployment"]["spec"]["strategy"]["rollingUpdate"]
-    assert strategy == {"maxSurge": 1, "maxUnavailable": 0}
 
 
 def test_shared_memory_and_model_cache_volumes() -> None:
@@ -245,6 +345,17 @@ def test_shared_memory_and_model_cache_volumes() -> None:
     assert {v["name"]: v for v in pod({"model": MODEL})["volumes"]}["cache"]["emptyDir"] == {}
     mounts = {m["name"]: m["mountPath"] for m in container(FULL, "runtime")["volumeMounts"]}
     assert mounts["dshm"] == "/dev/shm"
+
+
+def test_tools_container_is_a_native_sidecar_that_outlives_the_runtime() -> None:
+    p = pod(FULL)
+    # An init container with restartPolicy Always (Kubernetes 1.29+) starts before the runtime
+    # and is stopped only after the runtime has exited, so the drain keeps its tools.
+    (tools,) = p["initContainers"]
+    assert tools["name"] == "tools" and tools["restartPolicy"] == "Always"
+    assert [c["name"] for c in p["containers"]] == ["runtime"]
+    # The runtime starts once the sidecar answers.
+    assert "127.0.0.1:8001/healthz" in " ".join(tools["startupProbe"]["exec"]["command"])
 
 
 def test_tools_sidecar_is_locked_down_and_sized_by_the_sandbox() -> None:
@@ -327,13 +438,23 @@ def test_service_monitor_only_when_asked_and_the_api_exists() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= service_labels.items()
 
 
-def test_autoscaler_targets_the_conveyor_service() -> None:
-    hpa = children(FULL)["HorizontalPodAutoscaler"]
+def test_autoscaler_owns_the_deployment_replicas() -> None:
+    found = children(FULL)
+    hpa = found["HorizontalPodAutoscaler"]
     assert hpa["spec"]["scaleTargetRef"] == {
-        "apiVersion": "conveyor.dev/v1alpha1",
-        "kind": "ConveyorService",
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
         "name": "demo",
     }
+    # The operator applies no replica count, so it never fights the autoscaler.
+    assert "replicas" not in found["Deployment"]["spec"]
+    assert hpa["spec"]["behavior"] == {"scaleDown": {"stabilizationWindowSeconds": 600}}
+    assert (
+        "behavior"
+        not in children({"model": MODEL, "autoscaling": {"maxReplicas": 2}})[
+            "HorizontalPodAutoscaler"
+        ]["spec"]
+    )
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
     (metric,) = hpa["spec"]["metrics"]
     assert metric["pods"]["metric"]["name"] == "vllm:num_requests_waiting"
@@ -346,7 +467,7 @@ def test_autoscaler_targets_the_conveyor_service() -> None:
     [
         ({}, False),
         ({"replicas": 2}, True),
-        ({"replicas": 3, "autoscaling": {"minReplicas": 1, "maxReplicas": 4}}, False),
+        ({"autoscaling": {"minReplicas": 1, "maxReplicas": 4}}, False),
         ({"autoscaling": {"minReplicas": 2, "maxReplicas": 4}}, True),
     ],
 )
@@ -362,3 +483,104 @@ def test_disruption_budget_only_with_more_than_one_replica(
 def test_replicas_follow_the_spec() -> None:
     assert children({"model": MODEL, "replicas": 4})["Deployment"]["spec"]["replicas"] == 4
     assert children({"model": MODEL, "replicas": 0})["Deployment"]["spec"]["replicas"] == 0
+    assert children({"model": MODEL})["Deployment"]["spec"]["replicas"] == 1
+
+
+@pytest.mark.parametrize(
+    ("spec", "runtime", "tools"),
+    [
+        ({"model": MODEL}, "reg.local/runtime:9-cpu", "reg.local/tools:9"),
+        ({"model": MODEL, "resources": {"gpus": 1}}, "reg.local/runtime:9", "reg.local/tools:9"),
+        (FULL, "registry.local/runtime:1", "registry.local/tools:1"),
+    ],
+    ids=["cpu", "gpu", "override"],
+)
+def test_images_come_from_the_operator_unless_the_spec_names_them(
+    spec: dict[str, Any], runtime: str, tools: str
+) -> None:
+    assert container(spec, "runtime")["image"] == runtime
+    assert container(spec, "tools")["image"] == tools
+    parsed = cvs(spec)
+    from conveyor.operator.render import ConveyorService
+
+    assert IMAGES.in_use(ConveyorService.from_object(parsed).spec) == {
+        "runtime": runtime,
+        "tools": tools,
+    }
+
+
+def test_cpu_sample_runs_the_cpu_image() -> None:
+    (sample,) = [p for p in SAMPLES if p.stem.endswith("cpu-demo")]
+    spec = yaml.safe_load(sample.read_text())["spec"]
+    assert "image" not in spec.get("engine", {})
+    assert container(spec, "runtime")["image"] == IMAGES.runtime_cpu
+    assert Images.from_registry("r.example/team", "1.2").runtime_cpu == (
+        "r.example/team/conveyor-runtime:1.2-cpu"
+    )
+
+
+@pytest.mark.parametrize("spec", VARIANTS.values(), ids=VARIANTS.keys())
+def test_pods_meet_pod_security_restricted(spec: dict[str, Any]) -> None:
+    p = pod(spec)
+    assert restricted_violations(p) == []
+    runtime = container(spec, "runtime")["securityContext"]
+    assert runtime["runAsNonRoot"] is True and runtime["runAsUser"] != 0
+    assert runtime["readOnlyRootFilesystem"] is True
+    assert runtime["allowPrivilegeEscalation"] is False
+    assert runtime["capabilities"] == {"drop": ["ALL"]}
+    assert p["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    # With a read-only root, every place vLLM and its libraries write is a mount.
+    mounts = {m["mountPath"] for m in container(spec, "runtime")["volumeMounts"]}
+    assert {"/tmp", "/dev/shm", "/var/cache/conveyor"} <= mounts
+    env = {e["name"]: e.get("value") for e in container(spec, "runtime")["env"]}
+    for var in ("HOME", "HF_HOME", "VLLM_CACHE_ROOT", "XDG_CACHE_HOME", "TRITON_CACHE_DIR"):
+        assert any(env[var].startswith(m) for m in mounts), var
+
+
+def test_the_restricted_check_refuses_what_it_should() -> None:
+    p = pod({"model": MODEL})
+    bad = copy.deepcopy(p)
+    bad["containers"][0]["securityContext"]["runAsNonRoot"] = False
+    bad["initContainers"][0]["securityContext"]["capabilities"] = {"add": ["SYS_ADMIN"]}
+    bad["volumes"].append({"name": "host", "hostPath": {"path": "/"}})
+    bad["initContainers"][0]["securityContext"]["procMount"] = "Unmasked"
+    assert len(restricted_violations(bad)) == 5
+
+
+def test_tool_sandbox_options_reach_the_tools_container() -> None:
+    spec = {
+        "model": MODEL,
+        "podTemplate": {"hostUsers": False, "runtimeClassName": "gvisor"},
+        "tools": {
+            "sandbox": {
+                "seccompProfile": {"type": "Localhost", "localhostProfile": "conveyor-tools.json"},
+                "appArmorProfile": {"type": "Localhost", "localhostProfile": "conveyor-tools"},
+                "procMount": "Unmasked",
+            }
+        },
+    }
+    p = pod(spec)
+    sc = container(spec, "tools")["securityContext"]
+    assert sc["seccompProfile"] == {"type": "Localhost", "localhostProfile": "conveyor-tools.json"}
+    assert sc["appArmorProfile"] == {"type": "Localhost", "localhostProfile": "conveyor-tools"}
+    assert sc["procMount"] == "Unmasked"
+    assert p["hostUsers"] is False and p["runtimeClassName"] == "gvisor"
+    assert restricted_violations(p) == []  # an unmasked /proc in its own user namespace
+    # The runtime keeps the runtime's default profiles.
+    assert "seccompProfile" not in container(spec, "runtime")["securityContext"]
+    for obj in render(cvs(spec), images=IMAGES):
+        kubernetes_validate.validate(obj, "1.35.0", strict=True)
+
+
+def test_network_policy_lets_in_the_runtime_port_only() -> None:
+    policy = children(FULL)["NetworkPolicy"]
+    assert policy["spec"]["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "conveyor", "app.kubernetes.io/instance": "demo"}
+    }
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    (rule,) = policy["spec"]["ingress"]
+    assert rule["ports"] == [{"port": 8000, "protocol": "TCP"}]
+    assert rule["from"] == FULL["networkPolicy"]["ingressFrom"]
+    assert "from" not in children({"model": MODEL})["NetworkPolicy"]["spec"]["ingress"][0]
+    off = {"model": MODEL, "networkPolicy": {"enabled": False}}
+    assert "NetworkPolicy" not in children(off)

@@ -70,8 +70,10 @@ def test_every_documented_worker_message_exists_and_the_reverse() -> None:
             channel.CallReject,
             channel.CallError,
             channel.Cancelled,
+            channel.Refused,
+            channel.StepResult,
         )
-    }
+    } | set(channel.StepCall.TYPES)
     assert documented == in_code
 
 
@@ -157,3 +159,22 @@ def test_worker_messages_round_trip() -> None:
     assert channel.decode_from_worker(channel.encode_message(error)) == error
     with pytest.raises(ValueError, match="'is_error'"):
         channel.decode_from_worker(b'{"type": "result", "content": "", "is_error": 1}')
+
+
+def test_sandbox_and_plan_step_messages_round_trip() -> None:
+    limits = channel.ResourceLimits(1, 5, 512, 16, 32, 64, 64)
+    boot = channel.Boot(False, 61000, "/w", [], [], limits, "namespaces", ["/data/app.db"])
+    start = channel.StartCall(
+        "a", "planner", {}, False, 1.0, channel.CallLimits(1, 5, 10), ["calculator"]
+    )
+    step_result = channel.StepResult(1, "42", False, None)
+    for message in (boot, start, step_result):
+        assert channel.decode_to_worker(channel.encode_message(message)) == message
+    calls = [
+        channel.StepCall("step_open", 1, tool="calculator"),
+        channel.StepCall("step_unit", 1, unit={"kind": "whole", "arguments": {}}),
+        channel.StepCall("step_finish", 1),
+        channel.Refused("cannot create user namespaces (Operation not permitted)"),
+    ]
+    for message in calls:
+        assert channel.decode_from_worker(channel.encode_message(message)) == message

@@ -42,11 +42,16 @@ app.kubernetes.io/part-of: conveyor
 {{- end }}
 {{- end }}
 
-{{/* An image reference; the tag defaults to the chart's appVersion. Call with (list image $). */}}
+{{/*
+One of the project's images: its override, else <registry>/<name>:<tag><suffix>, with the tag
+defaulting to the chart's appVersion. Call with (list $ "operator" "conveyor-operator" "").
+*/}}
 {{- define "conveyor.image" -}}
-{{- $image := index . 0 }}
-{{- $root := index . 1 }}
-{{- printf "%s:%s" $image.repository (default $root.Chart.AppVersion $image.tag) }}
+{{- $root := index . 0 }}
+{{- $images := $root.Values.images }}
+{{- $override := index $images.overrides (index . 1) }}
+{{- $tag := default $root.Chart.AppVersion $images.tag }}
+{{- default (printf "%s/%s:%s%s" (trimSuffix "/" $images.registry) (index . 2) $tag (index . 3)) $override }}
 {{- end }}
 
 {{/* The namespace the operator watches; empty means every namespace. */}}
@@ -79,7 +84,12 @@ app.kubernetes.io/component: operator
 {{- end }}
 
 {{- define "conveyor.operator.image" -}}
-{{- include "conveyor.image" (list .Values.operator.image .) }}
+{{- include "conveyor.image" (list . "operator" "conveyor-operator" "") }}
+{{- end }}
+
+{{/* The kopf peering object the operator replicas share. */}}
+{{- define "conveyor.operator.peering" -}}
+{{- include "conveyor.operator.fullname" . }}
 {{- end }}
 
 {{- define "conveyor.operator.serviceAccountName" -}}

@@ -5,13 +5,18 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
 
 {{/* Rules on namespaced resources: a Role in namespaced mode, else part of the ClusterRole. */}}
 {{- define "conveyor.operator.namespacedRules" -}}
-# The ConveyorServices it reconciles; kopf keeps its progress and finalizer on the object itself.
+# The ConveyorServices it reconciles; kopf keeps its progress on the object itself.
 - apiGroups: ["conveyor.dev"]
   resources: ["conveyorservices"]
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["conveyor.dev"]
   resources: ["conveyorservices/status"]
   verbs: ["patch"]
+# Children carry blockOwnerDeletion, which an API server (OpenShift's, for one) allows only to
+# those who may update the owner's finalizers.
+- apiGroups: ["conveyor.dev"]
+  resources: ["conveyorservices/finalizers"]
+  verbs: ["update"]
 # The children it renders; each is watched so a hand-made change is put back, and deleted when
 # its option is removed.
 - apiGroups: ["apps"]
@@ -29,24 +34,34 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
 - apiGroups: ["monitoring.coreos.com"]
   resources: ["servicemonitors"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
-# A token secret or a volume claim that does not exist becomes a Degraded condition; the operator
-# only checks that it is there and never copies a secret into a child.
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# The pods' status and Unhealthy events tell a crash loop, an image that cannot be pulled, a
+# missing Secret, a pod nothing can schedule, or tools that cannot be isolated: no Secret is read.
 - apiGroups: [""]
-  resources: ["secrets", "persistentvolumeclaims"]
-  verbs: ["get"]
+  resources: ["pods"]
+  verbs: ["list", "watch"]
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "list"]
+# A volume claim that does not exist becomes a Degraded condition.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get"]
 {{- end }}
 
-{{/* Rules on cluster-scoped resources: always a ClusterRole, whatever the mode. */}}
+{{/* Namespaced mode: the replicas' peering record, a KopfPeering in the watched namespace. */}}
+{{- define "conveyor.operator.namespacedPeeringRules" -}}
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["list", "watch", "patch"]
+{{- end }}
+
+{{/* Rules on cluster-scoped resources, in cluster-wide mode only. */}}
 {{- define "conveyor.operator.clusterRules" -}}
-# kopf follows CRDs coming and going (the Prometheus Operator's may be installed later).
-- apiGroups: ["apiextensions.k8s.io"]
-  resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-# The largest GPU count a node offers: a spec asking for more becomes a Degraded condition.
-- apiGroups: [""]
-  resources: ["nodes"]
-  verbs: ["list"]
+# The replicas' peering record, cluster-wide.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["list", "watch", "patch"]
 {{- end }}

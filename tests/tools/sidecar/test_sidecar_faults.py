@@ -9,7 +9,6 @@ import signal
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from conftest import SECRET, TEST_UID_BASE, SidecarProcess
 from sidecar_testkit import feed_code, python
@@ -60,13 +59,15 @@ async def test_memory_bomb(sidecar: SidecarProcess) -> None:
 
 async def test_fork_bomb_is_contained_and_cleaned_up(sidecar: SidecarProcess) -> None:
     if os.geteuid() != 0:
-        pytest.skip("RLIMIT_NPROC per worker needs a dedicated uid (root)")
+        pytest.skip("counting what is left by uid needs workers of their own uid (root)")
     bad = await alongside(sidecar, "import os\nwhile True: os.fork()")
     assert bad.is_error, bad
-    # Every process left with a worker uid is a live pool worker: the bomb's children are gone.
+    # Every process left with a worker uid belongs to a live pool worker (its sandbox's
+    # supervisor, init and worker): the bomb's children are gone.
     for _ in range(50):
         await asyncio.sleep(0.1)
-        if len(worker_uid_processes()) <= sidecar.metrics()["conveyor_sidecar_workers_alive"]:
+        alive = sidecar.metrics()["conveyor_sidecar_workers_alive"]
+        if len(worker_uid_processes()) <= 3 * alive:
             break
     else:
         raise AssertionError(f"{len(worker_uid_processes())} worker-uid processes left")
@@ -106,10 +107,11 @@ async def test_environment_is_empty(sidecar: SidecarProcess) -> None:
 
 
 async def test_sidecar_environment_is_out_of_reach(sidecar: SidecarProcess) -> None:
-    bad = await alongside(
-        sidecar, "import os\nprint(open(f'/proc/{os.getppid()}/environ', 'rb').read())"
-    )
-    assert bad.is_error and SECRET not in bad.content, bad
+    # The worker's parent is its sandbox's init (pid 1); the sidecar is not in its /proc.
+    code = "import os\nprint(os.getppid())\nprint(open(f'/proc/{os.getppid()}/environ').read())"
+    bad = await alongside(sidecar, code)
+    assert bad.content.startswith("1\n") and "PermissionError" in bad.content, bad
+    assert SECRET not in bad.content, bad
 
 
 async def test_service_account_token_is_hidden(sidecar: SidecarProcess, fake_secrets: Path) -> None:
@@ -126,28 +128,21 @@ async def test_sidecar_config_is_hidden(sidecar: SidecarProcess) -> None:
     assert SECRET not in bad.content, bad
 
 
-# A checkout or virtualenv under /tmp (a CI clone) must stay importable by the workers.
+# A checkout or virtualenv under /tmp (a CI clone) is shown read-only inside the private /tmp.
 PYTHON_UNDER_TMP = any(
     os.path.realpath(p).startswith("/tmp/") for p in (sys.prefix, *sys.path) if p
 )
 
 
 async def test_private_tmp(sidecar: SidecarProcess) -> None:
-    if PYTHON_UNDER_TMP:
-        # The sidecar keeps /tmp shared then, and says so.
-        ready = await asyncio.to_thread(httpx.get, f"{sidecar.url}/readyz")
-        isolation = ready.json()["isolation"]
-        assert all(
-            "shared /tmp (the Python installation is under it)" in v for v in isolation.values()
-        )
-        return
     bad = await alongside(sidecar, "import os\nprint(sorted(os.listdir('/tmp')))")
+    if PYTHON_UNDER_TMP:  # only the directories that lead to the Python installation
+        assert "conveyor-sidecar" not in bad.content and "tools.yaml" not in bad.content, bad
+        return
     assert bad.content == "[]\n", bad  # nothing of the host's /tmp, not even the sidecar's config
 
 
 async def test_no_network(sidecar: SidecarProcess) -> None:
-    if os.geteuid() != 0:
-        pytest.skip("a network namespace needs root here")
     bad = await alongside(
         sidecar, f"import socket\nsocket.create_connection(('127.0.0.1', {sidecar.port}), 2)"
     )

@@ -56,7 +56,7 @@ def tmp_checkout_sidecar() -> Iterator[str]:
         config["tools"] = {"calculator": {"validate": True}}
         config["pool"].update(warm_workers=BATCH, max_workers=24)
         config["limits"].update(wall_seconds=60)  # a busy host may be slow to refill the pool
-        config["isolation"] = {"uid_base": TEST_UID_BASE + 500}  # apart from other test sidecars
+        config["isolation"] = {"uid_base": TEST_UID_BASE + 1500}  # apart from other test sidecars
         (root / "tools.yaml").write_text(yaml.safe_dump(config))
         port = free_port()
         python = root / "venv" / "bin" / "python"
@@ -73,8 +73,9 @@ def tmp_checkout_sidecar() -> Iterator[str]:
         try:
             _wait_ready(proc, url, root / "sidecar.log")
             applied = httpx.get(url + "/readyz", trust_env=False).json()["isolation"]
-            if os.geteuid() == 0:  # only root gives workers a private /tmp to keep from them
-                assert any("shared /tmp" in a for a in applied["no network"]), applied
+            # The sandbox shows the code under /tmp read-only, over the worker's private /tmp.
+            shown = [a for a in applied["no network"] if a.startswith("private root")]
+            assert shown and str(root / "src") in shown[0], applied
             yield url
         finally:
             proc.send_signal(signal.SIGTERM)

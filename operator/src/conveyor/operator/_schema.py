@@ -7,6 +7,7 @@ its Python name in camelCase; its constraints live in the field's metadata (see 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 from typing import Any, ClassVar, Protocol, Union, get_args, get_origin, get_type_hints
@@ -80,9 +81,10 @@ def schema_of(cls: type) -> Schema:
         # The field's description wins over its type's docstring; it says what this field is for.
         sub: Schema = {"description": f.metadata["description"]} if f.metadata else {}
         sub.update({k: v for k, v in _schema_of_type(tp).items() if k not in sub})
-        sub.update(f.metadata.get("schema", {}))
+        # Copied: YAML would write a dict shared between fields as an anchor and an alias.
+        sub.update(copy.deepcopy(f.metadata.get("schema", {})))
         if f.default is not dataclasses.MISSING and f.default is not None:
-            sub["default"] = f.default
+            sub["default"] = to_json(f.default)
         elif "template" in f.metadata:
             # An object defaults to {} and the API server then fills its own fields' defaults,
             # so CEL rules can read `self.engine.tensorParallelSize` without `has()` guards.
@@ -115,6 +117,8 @@ def _schema_of_type(tp: Any) -> Schema:
         return {"type": "number"}
     if tp is Quantity:
         return {"x-kubernetes-int-or-string": True, "pattern": _QUANTITY}
+    if tp is IntOrPercent:
+        return {"x-kubernetes-int-or-string": True, "pattern": _PERCENT}
     origin = get_origin(tp)
     if origin is list:
         (item,) = get_args(tp)
@@ -135,8 +139,13 @@ class Quantity(str):
     """A Kubernetes resource quantity ("500m", "16Gi", 2): an int or a string in the schema."""
 
 
+class IntOrPercent(str):
+    """A count or a percentage (1, "25%"), as a Deployment's maxSurge takes."""
+
+
 _NUMBER = r"(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
 _QUANTITY = rf"^(\+|-)?{_NUMBER}(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?{_NUMBER}))?$"
+_PERCENT = r"^[0-9]+%$"
 
 
 class SpecError(ValueError):
@@ -165,10 +174,10 @@ def _load_value(tp: Any, value: Any, path: str) -> Any:
     tp, _ = _unwrap_optional(tp)
     if dataclasses.is_dataclass(tp):
         return load(tp, value, path)  # type: ignore[arg-type]
-    if tp is Quantity:
+    if tp in (Quantity, IntOrPercent):
         if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise SpecError(f"{path} must be a quantity")
-        return Quantity(str(value))
+            raise SpecError(f"{path} must be an integer or a string")
+        return tp(str(value))
     if tp is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if tp in (str, int, float, bool):
@@ -202,6 +211,8 @@ def to_json(value: Any) -> Any:
             if v is not None:
                 out[camel(f.name)] = to_json(v)
         return out
+    if isinstance(value, IntOrPercent):
+        return int(value) if value.isdigit() else str(value)
     if isinstance(value, Quantity):
         return str(value)
     if isinstance(value, dict):
@@ -211,4 +222,14 @@ def to_json(value: Any) -> Any:
     return value
 
 
-__all__ = ["Quantity", "Schema", "SpecError", "camel", "load", "prop", "schema_of", "to_json"]
+__all__ = [
+    "IntOrPercent",
+    "Quantity",
+    "Schema",
+    "SpecError",
+    "camel",
+    "load",
+    "prop",
+    "schema_of",
+    "to_json",
+]

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import random
 import sys
 from typing import Any
 
 import yaml
 
 from conveyor.operator.crd import crd_yaml
-from conveyor.operator.render import render
+from conveyor.operator.render import Images, render
 
 DEFAULT_LIVENESS_PORT = 8080
 
@@ -25,7 +27,7 @@ def _cmd_render(args: argparse.Namespace) -> None:
     meta = obj.setdefault("metadata", {})
     meta.setdefault("namespace", args.namespace)
     meta.setdefault("uid", "00000000-0000-0000-0000-000000000000")
-    children = render(obj, service_monitors=args.service_monitors)
+    children = render(obj, images=_images(args), service_monitors=args.service_monitors)
     sys.stdout.write(yaml.safe_dump_all(children, sort_keys=False))
 
 
@@ -40,19 +42,50 @@ def _cmd_run(args: argparse.Namespace) -> None:
         level=getattr(logging, args.log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    registry = build_registry(
-        lambda: Kube.connect(args.kubeconfig), resync_seconds=args.resync_seconds
-    )
+    images = _images(args)
+    logging.getLogger("conveyor.operator").info(
+        "default images: runtime %s, runtime (CPU) %s, tools %s",
+        images.runtime, images.runtime_cpu, images.tools,
+    )  # fmt: skip
+    registry = build_registry(lambda: Kube.connect(args.kubeconfig), images=images)
     kopf.run(
         registry=registry,
         clusterwide=not args.namespace,
         namespaces=args.namespace or (),
-        # One replica with a Recreate strategy: no peering between operators is needed.
-        standalone=True,
+        # With peering, replicas agree through a (Cluster)KopfPeering object that the one with
+        # the highest priority works and the others stand by; equal priorities would pause all,
+        # so each process draws its own.
+        standalone=args.peering is None,
+        peering_name=args.peering,
+        priority=args.priority if args.priority is not None else random.randint(1, 2**31),
         liveness_endpoint=f"http://0.0.0.0:{args.liveness_port}/healthz"
         if args.liveness_port
         else None,
     )
+
+
+def _images(args: argparse.Namespace) -> Images:
+    local = Images.local()
+    return Images(
+        runtime=args.runtime_image or local.runtime,
+        runtime_cpu=args.runtime_cpu_image or local.runtime_cpu,
+        tools=args.tools_image or local.tools,
+    )
+
+
+def _add_image_args(parser: argparse.ArgumentParser) -> None:
+    """The default images, for ConveyorServices that name none; also from the environment."""
+    local = Images.local()
+    for flag, env, default, what in (
+        ("--runtime-image", "CONVEYOR_RUNTIME_IMAGE", local.runtime, "runtime image (GPU)"),
+        ("--runtime-cpu-image", "CONVEYOR_RUNTIME_CPU_IMAGE", local.runtime_cpu,
+         "runtime image for services with no GPU"),
+        ("--tools-image", "CONVEYOR_TOOLS_IMAGE", local.tools, "tools sidecar image"),
+    ):  # fmt: skip
+        parser.add_argument(
+            flag, default=os.environ.get(env), metavar="IMAGE",
+            help=f"default {what}; ${env}, else {default}",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="render as if the Prometheus Operator were installed",
     )
+    _add_image_args(rnd)
     rnd.set_defaults(func=_cmd_render)
 
     run = commands.add_parser("run", help="run the operator")
@@ -89,11 +123,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=DEFAULT_LIVENESS_PORT,
         help=f"serve GET /healthz on this port; 0 turns it off (default {DEFAULT_LIVENESS_PORT})",
     )
+    _add_image_args(run)
     run.add_argument(
-        "--resync-seconds",
-        type=float,
-        default=60.0,
-        help="re-check every ConveyorService this often (default 60)",
+        "--peering",
+        metavar="NAME",
+        help="run as one of several replicas that elect one active through the (Cluster)"
+        "KopfPeering NAME, which must exist (the chart creates one named like the operator's "
+        "Deployment); default: standalone",
+    )
+    run.add_argument(
+        "--priority",
+        type=int,
+        help="peering priority (highest is active); default: a random one per process",
     )
     run.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     run.set_defaults(func=_cmd_run)

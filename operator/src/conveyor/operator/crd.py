@@ -43,14 +43,28 @@ _NAME_RULES = [
 def _condition_schema() -> Schema:
     return {
         "type": "object",
+        "description": "One condition: Ready, Progressing or Degraded.",
         "required": ["type", "status"],
         "properties": {
-            "type": {"type": "string", "enum": CONDITION_TYPES},
-            "status": {"type": "string", "enum": ["True", "False", "Unknown"]},
-            "reason": {"type": "string"},
-            "message": {"type": "string"},
-            "observedGeneration": {"type": "integer", "format": "int64", "minimum": 0},
-            "lastTransitionTime": {"type": "string", "format": "date-time"},
+            "type": {"type": "string", "enum": CONDITION_TYPES, "description": "Which condition."},
+            "status": {
+                "type": "string",
+                "enum": ["True", "False", "Unknown"],
+                "description": "Whether it holds.",
+            },
+            "reason": {"type": "string", "description": "Why, in one CamelCase word."},
+            "message": {"type": "string", "description": "Why, for a person; what to change."},
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "minimum": 0,
+                "description": "The spec generation the condition was worked out for.",
+            },
+            "lastTransitionTime": {
+                "type": "string",
+                "format": "date-time",
+                "description": "When the status last changed.",
+            },
         },
     }
 
@@ -62,15 +76,33 @@ def status_schema() -> Schema:
         "properties": {
             "conditions": {
                 "type": "array",
+                "description": "Ready (serves the current spec on every desired replica), "
+                "Progressing (a rollout is under way) and Degraded (something needs a change).",
                 "items": _condition_schema(),
                 "x-kubernetes-list-type": "map",
                 "x-kubernetes-list-map-keys": ["type"],
             },
-            "observedGeneration": {"type": "integer", "format": "int64"},
-            "replicas": {"type": "integer", "description": "Pods of the current Deployment."},
+            "observedGeneration": {
+                "type": "integer",
+                "format": "int64",
+                "description": "The spec generation this status was worked out for.",
+            },
+            "replicas": {"type": "integer", "description": "Pods of the Deployment, old included."},
             "readyReplicas": {"type": "integer", "description": "Pods ready to serve."},
+            "readyOfDesired": {
+                "type": "string",
+                "description": "Ready pods / desired pods, as `kubectl get` shows them.",
+            },
             "selector": {"type": "string", "description": "Label selector of the pods."},
             "endpoint": {"type": "string", "description": "OpenAI-compatible base URL."},
+            "images": {
+                "type": "object",
+                "description": "The images in use: the spec's, or the operator's defaults.",
+                "properties": {
+                    "runtime": {"type": "string", "description": "The runtime container's."},
+                    "tools": {"type": "string", "description": "The tools container's."},
+                },
+            },
         },
     }
 
@@ -82,9 +114,9 @@ def openapi_schema() -> Schema:
         "description": "A served model with its tools, run by the Conveyor operator.",
         "required": ["spec"],
         "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
+            "apiVersion": {"type": "string", "description": "conveyor.dev/v1alpha1."},
+            "kind": {"type": "string", "description": "ConveyorService."},
+            "metadata": {"type": "object", "description": "The object's metadata."},
             "spec": schema_of(ConveyorServiceSpec),
             "status": status_schema(),
         },
@@ -134,7 +166,17 @@ def crd() -> dict[str, Any]:
                             "type": "string",
                             "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
                         },
-                        {"name": "Replicas", "type": "integer", "jsonPath": ".status.replicas"},
+                        {
+                            "name": "Reason",
+                            "type": "string",
+                            "jsonPath": '.status.conditions[?(@.type=="Ready")].reason',
+                        },
+                        {
+                            "name": "Replicas",
+                            "type": "string",
+                            "description": "Ready / desired pods.",
+                            "jsonPath": ".status.readyOfDesired",
+                        },
                         {"name": "Model", "type": "string", "jsonPath": ".spec.model.name"},
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                     ],

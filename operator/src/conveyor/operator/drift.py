@@ -1,12 +1,29 @@
-"""Drift: whether a child as it is in the cluster still holds everything the operator wants.
+"""Drift: whether a child in the cluster still holds the whole desired state the operator applies.
 
-The API server adds defaults and other controllers add fields, so "equal" is too strict: a
-child has drifted when some value the operator rendered is missing or different.
+The API server adds defaults and other controllers add fields, so "equal" is too strict: a child
+has drifted when some value the operator renders is missing or different. That alone cannot see
+a field the operator stopped rendering (a nodeSelector removed from the spec stays on the
+Deployment), so every child carries a fingerprint of the whole desired state it was applied with:
+any change of the desired state, removals included, changes the fingerprint, the child drifts,
+and the server-side apply of the whole desired state removes what is no longer in it.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 from typing import Any
+
+FINGERPRINT = "conveyor.dev/desired-state"
+
+
+def fingerprinted(child: dict[str, Any]) -> dict[str, Any]:
+    """The child with the fingerprint of its desired state in an annotation."""
+    digest = hashlib.sha256(json.dumps(child, sort_keys=True).encode()).hexdigest()[:32]
+    out = copy.deepcopy(child)
+    out["metadata"].setdefault("annotations", {})[FINGERPRINT] = digest
+    return out
 
 
 def drifted(desired: Any, actual: Any) -> bool:

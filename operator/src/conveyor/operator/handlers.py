@@ -1,9 +1,15 @@
 """The kopf handlers: thin triggers around one level-based reconcile.
 
-Whatever woke the operator (a ConveyorService created or changed, a child changed or deleted, the
-periodic resync), the same `Reconciler.reconcile` renders the desired children, applies the ones
-that drifted, removes the ones no longer wanted and writes the status. It never raises for a
-problem in the cluster: that becomes a `Degraded` condition and an event, never a crash loop.
+Whatever woke the operator (a ConveyorService created or changed, a child changed or deleted, one
+of its pods changed), the same `Reconciler.reconcile` renders the desired children, applies the
+ones whose desired state changed or drifted, removes the ones no longer wanted and writes the
+status. It never raises for a problem in the cluster: that becomes a `Degraded` condition and an
+event, never a crash loop.
+
+No handler needs a finalizer (no timer, no daemon, no on-delete handler: the children go with
+their owner by garbage collection), so kopf puts none on a ConveyorService and uninstalling the
+operator never leaves one stuck terminating. What a timer would re-check (a Secret created later,
+a node with GPUs joining) shows in the pods, whose events wake the operator.
 """
 
 from __future__ import annotations
@@ -18,9 +24,9 @@ from typing import Any
 import kopf
 
 from conveyor.operator._schema import SpecError
-from conveyor.operator.drift import drifted
+from conveyor.operator.drift import drifted, fingerprinted
 from conveyor.operator.kube import ApiError, Kube
-from conveyor.operator.render import CHILD_KINDS, MANAGED_BY, ConveyorService, render
+from conveyor.operator.render import CHILD_KINDS, MANAGED_BY, ConveyorService, Images, render
 from conveyor.operator.spec import GROUP, KIND, PLURAL, VERSION
 from conveyor.operator.status import (
     Problem,
@@ -29,6 +35,8 @@ from conveyor.operator.status import (
     warnings_to_post,
 )
 
+# Earlier versions put this finalizer on every ConveyorService; kopf takes it off again because
+# no handler needs it any more.
 FINALIZER = "conveyor.dev/finalizer"
 ANNOTATION_PREFIX = "conveyor.dev"
 log = logging.getLogger("conveyor.operator")
@@ -45,8 +53,9 @@ def _child_name(svc: ConveyorService, kind: str) -> str:
 class Reconciler:
     """Holds the API client and one lock per ConveyorService, so passes never interleave."""
 
-    def __init__(self, kube_factory: Callable[[], Kube]) -> None:
+    def __init__(self, kube_factory: Callable[[], Kube], images: Images) -> None:
         self._kube_factory = kube_factory
+        self.images = images
         self._kube: Kube | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
 
@@ -95,7 +104,10 @@ class Reconciler:
             problems.append(Problem("ClusterUnreachable", f"cannot inspect the cluster: {e}"))
         if facts is not None:
             problems += find_problems(svc, facts)
-        desired = render(obj, service_monitors=bool(facts and facts.service_monitors))
+        monitors = bool(facts and facts.service_monitors)
+        desired = [
+            fingerprinted(c) for c in render(obj, images=self.images, service_monitors=monitors)
+        ]
         problems += await self._apply(desired)
         problems += await self._prune(svc, {o["kind"] for o in desired}, facts)
 
@@ -105,7 +117,8 @@ class Reconciler:
             )
         except Exception:
             deployment = None
-        status = compute_status(svc, deployment, problems, previous, _now())
+        images = self.images.in_use(svc.spec)
+        status = compute_status(svc, deployment, problems, previous, _now(), images)
         try:
             if status != previous:
                 await self._io(self.kube.patch_status, svc.namespace, svc.name, status)
@@ -174,11 +187,11 @@ def _owner_name(body: Any) -> str | None:
 
 
 def build_registry(
-    kube_factory: Callable[[], Kube], *, resync_seconds: float = 60.0
+    kube_factory: Callable[[], Kube], *, images: Images | None = None
 ) -> kopf.OperatorRegistry:
     """A fresh kopf registry with every handler, bound to one Reconciler."""
     registry = kopf.OperatorRegistry()
-    reconciler = Reconciler(kube_factory)
+    reconciler = Reconciler(kube_factory, images or Images.local())
 
     @kopf.on.startup(registry=registry)
     def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -216,15 +229,6 @@ def build_registry(
             # Reported already; let kopf try again later with its back-off.
             raise kopf.TemporaryError("some children could not be applied", delay=30)
 
-    # The first pass is the create/resume handler's; the timer re-checks what no event reports
-    # (a Secret created later, nodes with GPUs joining).
-    @kopf.timer(
-        GROUP, VERSION, PLURAL, interval=resync_seconds, initial_delay=resync_seconds, id="resync",
-        registry=registry,
-    )  # fmt: skip
-    async def resync(body: kopf.Body, **_: Any) -> None:
-        await reconciler.reconcile(copy.deepcopy(dict(body)))
-
     labels = {"app.kubernetes.io/managed-by": MANAGED_BY}
     for child in CHILD_KINDS:
         group, _, version = child.api_version.rpartition("/")
@@ -237,5 +241,12 @@ def build_registry(
             owner = _owner_name(body)
             if owner is not None and namespace:
                 await reconciler.reconcile_named(namespace, owner)
+
+    # A pod's trouble (crash loop, image pull, readiness) and its recovery change the status.
+    @kopf.on.event("", "v1", "pods", labels=labels, id="pods", registry=registry)
+    async def pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
+        instance = (body.get("metadata", {}).get("labels") or {}).get("app.kubernetes.io/instance")
+        if instance and namespace:
+            await reconciler.reconcile_named(namespace, instance)
 
     return registry

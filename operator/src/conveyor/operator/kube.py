@@ -1,8 +1,9 @@
 """The operator's only door to the Kubernetes API (an import-linter contract keeps it so).
 
 Blocking calls on the `kubernetes` client's REST layer, by path, for the few kinds the operator
-touches; handlers run them in a thread. Children are written with server-side apply, so a field
-changed by hand is put back and a field the operator stops rendering is removed.
+touches; handlers run them in a thread. Children are written with server-side apply of their whole
+desired state under one field manager, so a field changed by hand is put back and a field the
+operator stops rendering is removed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from kubernetes import client, config
 
+from conveyor.operator.pods import pod_problems
 from conveyor.operator.render import CHILD_KINDS, MANAGED_BY, ConveyorService
 from conveyor.operator.spec import API_VERSION, PLURAL
 from conveyor.operator.status import ClusterFacts
@@ -49,6 +51,11 @@ class Credentials:
 def _collection(api_version: str, plural: str, namespace: str | None) -> str:
     base = f"/api/{api_version}" if "/" not in api_version else f"/apis/{api_version}"
     return f"{base}/namespaces/{namespace}/{plural}" if namespace else f"{base}/{plural}"
+
+
+def _container_statuses(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    status = pod.get("status") or {}
+    return [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
 
 
 def object_path(api_version: str, plural: str, namespace: str | None, name: str) -> str:
@@ -183,23 +190,49 @@ class Kube:
         self._call("POST", _collection("v1", "events", svc.namespace), event)
 
     def facts(self, svc: ConveyorService) -> ClusterFacts:
-        """What only the cluster can tell; a check the operator may not make is skipped."""
+        """What only the cluster can tell; a check the operator may not make is skipped.
+
+        Secrets are never read: a missing one shows in the pods' status (the operator has no
+        Secret permission at all), and so do images that cannot be pulled and GPUs no node has.
+        """
         spec, ns = svc.spec, svc.namespace
-        secrets = list(spec.image_pull_secrets)
-        hf = spec.model.source.hugging_face
-        if hf is not None and hf.token_secret_ref is not None:
-            secrets.append(hf.token_secret_ref.name)
         claims = [c.claim_name for c in (spec.model_cache, spec.model.source.pvc) if c is not None]
+        pods = self.list("v1", "pods", ns, [("labelSelector", svc.selector())])
+        # Only a container that started and is not ready has a probe output worth reading.
+        unready = {
+            pod["metadata"]["name"]
+            for pod in pods
+            for status in _container_statuses(pod)
+            if status.get("started") and not status.get("ready")
+        }
+        events: list[dict[str, Any]] = []
+        if unready:
+            query = [("fieldSelector", "involvedObject.kind=Pod,reason=Unhealthy")]
+            found = self.list("v1", "events", ns, query)
+            events = [e for e in found if (e.get("involvedObject") or {}).get("name") in unready]
         return ClusterFacts(
-            missing_secrets=tuple(n for n in secrets if self._missing("secrets", ns, n)),
             missing_claims=tuple(
                 n for n in claims if self._missing("persistentvolumeclaims", ns, n)
             ),
-            largest_gpu_node=self._largest_gpu_node(spec.resources.gpu_resource)
-            if spec.resources.gpus
-            else None,
             service_monitors=self._serves("monitoring.coreos.com/v1", "servicemonitors"),
+            pod_problems=tuple(pod_problems(pods, events)),
         )
+
+    def list(
+        self, api_version: str, plural: str, namespace: str, query: list[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """The items of a namespaced list; the selectors also filter here, as an emulator
+        may ignore them."""
+        found = self._call("GET", _collection(api_version, plural, namespace), query=query)
+        items: list[dict[str, Any]] = (found or {}).get("items") or []
+        for key, value in query:
+            if key == "labelSelector":
+                wanted = dict(part.split("=", 1) for part in value.split(","))
+                items = [
+                    i for i in items
+                    if wanted.items() <= ((i.get("metadata") or {}).get("labels") or {}).items()
+                ]  # fmt: skip
+        return items
 
     def _missing(self, plural: str, namespace: str, name: str) -> bool:
         try:
@@ -208,22 +241,6 @@ class Kube:
             if e.status == 403:
                 return False
             raise
-
-    def _largest_gpu_node(self, resource: str) -> int | None:
-        try:
-            nodes = self._call("GET", "/api/v1/nodes")
-        except ApiError as e:
-            if e.status in (401, 403):
-                return None
-            raise
-        largest = 0
-        for node in nodes.get("items", []):
-            value = node.get("status", {}).get("allocatable", {}).get(resource, "0")
-            try:
-                largest = max(largest, int(value))
-            except ValueError:
-                continue
-        return largest
 
     def _serves(self, group_version: str, plural: str) -> bool:
         try:

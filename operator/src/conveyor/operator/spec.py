@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from conveyor.operator._schema import Quantity, load, prop
+from conveyor.operator.spec_pod import (
+    NetworkPolicySpec,
+    PodTemplateSpec,
+    ProfileSpec,
+    RolloutSpec,
+)
 
 GROUP = "conveyor.dev"
 VERSION = "v1alpha1"
@@ -19,9 +25,6 @@ PLURAL = "conveyorservices"
 SINGULAR = "conveyorservice"
 SHORT_NAMES = ["cvs"]
 API_VERSION = f"{GROUP}/{VERSION}"
-
-DEFAULT_RUNTIME_IMAGE = "ghcr.io/conveyor-serving/conveyor-runtime:0.1.0"
-DEFAULT_TOOLS_IMAGE = "ghcr.io/conveyor-serving/conveyor-tools:0.1.0"
 
 # vLLM's names for the JSON formats, Conveyor's for the code and plan formats.
 TOOL_CALL_PARSERS = ["hermes", "llama3_json", "mistral", "pythonic", "code", "plan"]
@@ -104,7 +107,13 @@ class ModelSpec:
 class EngineSpec:
     """The runtime container: the Conveyor runtime around vLLM."""
 
-    image: str = prop("Runtime image.", default=DEFAULT_RUNTIME_IMAGE, minLength=1)
+    image: str | None = prop(
+        "Runtime image. Default: the operator's --runtime-image, or --runtime-cpu-image when "
+        "resources.gpus is 0 (set from the chart's images.* values); status.images shows the one "
+        "in use.",
+        default=None,
+        minLength=1,
+    )
     image_pull_policy: str = prop(
         "Image pull policy.", default="IfNotPresent", enum=["Always", "IfNotPresent", "Never"]
     )
@@ -121,17 +130,6 @@ class EngineSpec:
     extra_args: list[str] = prop(
         "More vLLM engine arguments, passed through as written.", default=[], maxItems=128
     )
-    env: list[dict[str, Any]] = prop(
-        "More environment variables for the runtime container (Kubernetes EnvVar objects).",
-        default=[],
-        maxItems=128,
-        items={
-            "type": "object",
-            "required": ["name"],
-            "properties": {"name": {"type": "string", "minLength": 1}},
-            "x-kubernetes-preserve-unknown-fields": True,
-        },
-    )
     shm_size: Quantity = prop(
         "Size of /dev/shm (a memory emptyDir) for tensor-parallel workers.", default="2Gi"
     )
@@ -141,7 +139,8 @@ class EngineSpec:
         minimum=60,
     )
     drain_seconds: int = prop(
-        "How long in-flight requests may run after the pod is told to stop.",
+        "How long in-flight requests (their tool calls included) may run after the pod is told "
+        "to stop; the runtime gets it as --drain-seconds and stops taking new requests at once.",
         default=60,
         minimum=0,
         maximum=3600,
@@ -180,6 +179,12 @@ class AutoscalingSpec:
         pattern=AUTOSCALING_METRIC_PATTERN,
     )
     target: Quantity = prop("Average value per pod the autoscaler aims for.", default="5")
+    behavior: dict[str, Any] = prop(
+        "The autoscaler's scaleUp/scaleDown behavior (a Kubernetes "
+        "HorizontalPodAutoscalerBehavior: stabilizationWindowSeconds, policies, selectPolicy); "
+        "empty keeps Kubernetes' defaults.",
+        default={},
+    )
 
 
 @dataclass
@@ -192,6 +197,24 @@ class SandboxSpec:
         "Wall-clock limit of one tool invocation.", default=30, minimum=1, maximum=3600
     )
     network: bool = prop("Whether tool workers may open network connections.", default=False)
+    seccomp_profile: ProfileSpec = prop(
+        "Seccomp profile of the tools container. RuntimeDefault blocks the unprivileged user "
+        "namespaces the sandbox is built on (docs/deploy.md, 'Tool sandbox in the pod'); a "
+        "Localhost profile that allows them lets the sidecar isolate tools.",
+        default=ProfileSpec(),
+    )
+    app_armor_profile: ProfileSpec | None = prop(
+        "AppArmor profile of the tools container; on nodes that restrict unprivileged user "
+        "namespaces (Ubuntu 24.04) a Localhost profile with the `userns,` rule. Default: the "
+        "runtime's.",
+        default=None,
+    )
+    proc_mount: str = prop(
+        "Unmasked lets the sidecar mount a fresh /proc for each tool's pid namespace; it needs "
+        "podTemplate.hostUsers: false.",
+        default="Default",
+        enum=["Default", "Unmasked"],
+    )
 
 
 @dataclass
@@ -208,7 +231,12 @@ class ToolsSpec:
             "tools.enabled lists search, so tools.config.search must give its endpoint",
         ),
     ]
-    image: str = prop("Tools sidecar image.", default=DEFAULT_TOOLS_IMAGE, minLength=1)
+    image: str | None = prop(
+        "Tools sidecar image. Default: the operator's --tools-image (the chart's images.* "
+        "values); status.images shows the one in use.",
+        default=None,
+        minLength=1,
+    )
     enabled: list[str] = prop(
         "Names of the tools the model may call (python, sqlite, search, calculator, planner).",
         default=["python"],
@@ -265,17 +293,35 @@ class ConveyorServiceSpec:
             "self.resources.gpus >= self.engine.tensorParallelSize",
             "engine.tensorParallelSize greater than 1 needs at least that many resources.gpus",
         ),
+        (
+            "!(has(self.replicas) && has(self.autoscaling))",
+            "spec.replicas and spec.autoscaling are mutually exclusive: the autoscaler owns the "
+            "replica count, so remove spec.replicas (or spec.autoscaling)",
+        ),
+        (
+            "self.tools.sandbox.procMount == 'Default' || "
+            "(has(self.podTemplate.hostUsers) && !self.podTemplate.hostUsers)",
+            "tools.sandbox.procMount Unmasked needs podTemplate.hostUsers: false (Kubernetes "
+            "allows an unmasked /proc only in a pod's own user namespace)",
+        ),
     ]
     model: ModelSpec = prop("The served model.")
-    replicas: int = prop(
-        "Number of pods (the autoscaler changes it when set).", default=1, minimum=0
+    replicas: int | None = prop(
+        "Number of pods; 1 when unset. Leave it unset with autoscaling, which owns the count.",
+        default=None,
+        minimum=0,
     )
     engine: EngineSpec = prop("The runtime container.", default=EngineSpec())
     resources: ResourcesSpec = prop("Resources per replica.", default=ResourcesSpec())
-    autoscaling: AutoscalingSpec | None = prop("Scale on a serving metric.", default=None)
+    autoscaling: AutoscalingSpec | None = prop(
+        "Scale on a serving metric with a HorizontalPodAutoscaler.", default=None
+    )
+    rollout: RolloutSpec = prop("How pods are replaced on a change.", default=RolloutSpec())
     tools: ToolsSpec = prop("The tools sidecar.", default=ToolsSpec())
     metrics: MetricsSpec = prop("Prometheus scraping.", default=MetricsSpec())
     model_cache: ModelCacheSpec | None = prop("Volume for downloaded weights.", default=None)
+    pod_template: PodTemplateSpec = prop("Additions to the pods.", default=PodTemplateSpec())
+    network_policy: NetworkPolicySpec = prop("Ingress to the pods.", default=NetworkPolicySpec())
     node_selector: dict[str, str] = prop("Pod node selector.", default={})
     tolerations: list[dict[str, Any]] = prop(
         "Pod tolerations (a GPU toleration is added when resources.gpus > 0).",
@@ -283,26 +329,33 @@ class ConveyorServiceSpec:
         maxItems=64,
         items={
             "type": "object",
+            "description": "A Kubernetes Toleration.",
             "properties": {
-                "key": {"type": "string"},
-                "operator": {"type": "string", "enum": ["Exists", "Equal"]},
-                "value": {"type": "string"},
+                "key": {"type": "string", "description": "Taint key; empty matches every key."},
+                "operator": {
+                    "type": "string",
+                    "enum": ["Exists", "Equal"],
+                    "description": "Exists, or Equal to value.",
+                },
+                "value": {"type": "string", "description": "Taint value for Equal."},
                 "effect": {
                     "type": "string",
                     "enum": ["NoSchedule", "PreferNoSchedule", "NoExecute"],
+                    "description": "Taint effect to tolerate; empty matches every effect.",
                 },
-                "tolerationSeconds": {"type": "integer"},
+                "tolerationSeconds": {
+                    "type": "integer",
+                    "description": "How long a NoExecute taint is tolerated.",
+                },
             },
         },
     )
     affinity: dict[str, Any] = prop("Pod affinity (a Kubernetes Affinity object).", default={})
-    priority_class_name: str | None = prop("Pod priority class.", default=None, minLength=1)
-    image_pull_secrets: list[str] = prop(
-        "Names of Secrets for pulling the images.", default=[], maxItems=16, extra=_SET
-    )
-    service_account_name: str | None = prop(
-        "Service account of the pods (its token is never mounted).", default=None, minLength=1
-    )
+
+    @property
+    def desired_replicas(self) -> int:
+        """Pods wanted now when no autoscaler decides (the spec's, or 1)."""
+        return 1 if self.replicas is None else self.replicas
 
 
 def parse_spec(spec: dict[str, Any]) -> ConveyorServiceSpec:

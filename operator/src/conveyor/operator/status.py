@@ -1,8 +1,12 @@
 """Status: what the operator reports on a ConveyorService, worked out from what it saw.
 
-Pure functions: the facts only the operator can gather (a missing Secret, the GPUs nodes offer),
-the Deployment as it is, and the previous status go in; problems, conditions and the events worth
+Pure functions: the facts only the operator can gather (a missing claim, the pods' troubles), the
+Deployment as it is, and the previous status go in; problems, conditions and the events worth
 posting come out. Handlers gather the inputs and write the result.
+
+Ready means the service serves the current spec, and only that: the Deployment controller has
+seen the Deployment's latest generation, and every desired replica is updated and available with
+no old pod left. Until then Progressing says why; Degraded says what is wrong and what to change.
 """
 
 from __future__ import annotations
@@ -10,7 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.operator.pods import PodProblem
 from conveyor.operator.render import ConveyorService
+
+# Problems that mean the Deployment in the cluster may not hold the current spec.
+STALE_REASONS = ("ApplyFailed", "ClusterUnreachable", "InvalidSpec")
 
 
 @dataclass(frozen=True)
@@ -25,48 +33,33 @@ class Problem:
 class ClusterFacts:
     """What the operator found in the cluster for one ConveyorService."""
 
-    missing_secrets: tuple[str, ...] = ()
     missing_claims: tuple[str, ...] = ()
-    # The most GPUs any one node offers; None when the operator may not list nodes.
-    largest_gpu_node: int | None = None
     service_monitors: bool = False
+    pod_problems: tuple[PodProblem, ...] = ()
 
 
 def find_problems(svc: ConveyorService, facts: ClusterFacts) -> list[Problem]:
-    spec, ns = svc.spec, svc.namespace
-    problems: list[Problem] = []
-    hf = spec.model.source.hugging_face
+    problems = [
+        Problem(
+            "PersistentVolumeClaimNotFound",
+            f"PersistentVolumeClaim {svc.namespace}/{claim} does not exist",
+        )
+        for claim in facts.missing_claims
+    ]
+    hf = svc.spec.model.source.hugging_face
     token = hf.token_secret_ref if hf is not None else None
-    if token is not None and token.name in facts.missing_secrets:
-        problems.append(
-            Problem(
-                "SecretNotFound",
-                f"Secret {ns}/{token.name} (model.source.huggingFace.tokenSecretRef) does not "
-                f"exist; create it with: kubectl -n {ns} create secret generic {token.name} "
-                f"--from-literal={token.key}=<hugging face token>",
-            )
-        )
-    for name in spec.image_pull_secrets:
-        if name in facts.missing_secrets:
+    for p in facts.pod_problems:
+        # The kubelet says `secret "NAME" not found`; the operator itself never reads Secrets.
+        if p.reason == "ContainerConfigError" and token and f'secret "{token.name}"' in p.message:
             problems.append(
-                Problem("SecretNotFound", f"image pull Secret {ns}/{name} does not exist")
+                Problem(
+                    "SecretNotFound",
+                    f"{p.message}; create it with: kubectl -n {svc.namespace} create secret "
+                    f"generic {token.name} --from-literal={token.key}=<hugging face token>",
+                )
             )
-    for claim in facts.missing_claims:
-        problems.append(
-            Problem(
-                "PersistentVolumeClaimNotFound",
-                f"PersistentVolumeClaim {ns}/{claim} does not exist",
-            )
-        )
-    gpus = spec.resources.gpus
-    if gpus and facts.largest_gpu_node is not None and facts.largest_gpu_node < gpus:
-        problems.append(
-            Problem(
-                "InsufficientGPUs",
-                f"each replica needs {gpus} {spec.resources.gpu_resource} but the largest node "
-                f"offers {facts.largest_gpu_node}; pods will stay Pending",
-            )
-        )
+        else:
+            problems.append(Problem(p.reason, p.message))
     return problems
 
 
@@ -80,15 +73,60 @@ def _condition(kind: str, ok: bool, reason: str, message: str, generation: int) 
     }
 
 
-def _deployment_failure(deployment: dict[str, Any] | None) -> tuple[str, str] | None:
-    if deployment is None:
-        return None
-    for cond in deployment.get("status", {}).get("conditions", []):
+def _deployment_failure(deployment: dict[str, Any] | None) -> Problem | None:
+    for cond in (deployment or {}).get("status", {}).get("conditions", []):
         if cond.get("type") == "Progressing" and cond.get("reason") == "ProgressDeadlineExceeded":
-            return "ProgressDeadlineExceeded", cond.get("message", "the rollout is stuck")
+            return Problem("ProgressDeadlineExceeded", cond.get("message", "the rollout is stuck"))
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
-            return "ReplicaFailure", cond.get("message", "pods cannot be created")
+            return Problem(cond.get("reason") or "ReplicaFailure", cond.get("message", ""))
     return None
+
+
+def desired_replicas(svc: ConveyorService, deployment: dict[str, Any] | None) -> int:
+    """The spec's count, or, with an autoscaler, the count it has set on the Deployment."""
+    auto = svc.spec.autoscaling
+    if auto is None:
+        return svc.spec.desired_replicas
+    replicas = ((deployment or {}).get("spec") or {}).get("replicas")
+    return int(replicas) if replicas is not None else auto.min_replicas
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Where the Deployment's rollout of the current spec stands."""
+
+    desired: int
+    replicas: int
+    updated: int
+    ready: int
+    available: int
+    observed: bool  # the controller has seen the Deployment's latest generation
+
+    @classmethod
+    def of(cls, desired: int, deployment: dict[str, Any]) -> Rollout:
+        status = deployment.get("status") or {}
+        generation = (deployment.get("metadata") or {}).get("generation", 0)
+        return cls(
+            desired=desired,
+            replicas=status.get("replicas", 0),
+            updated=status.get("updatedReplicas", 0),
+            ready=status.get("readyReplicas", 0),
+            available=status.get("availableReplicas", 0),
+            observed=status.get("observedGeneration", 0) >= generation,
+        )
+
+    @property
+    def complete(self) -> bool:
+        d = self.desired
+        return self.observed and self.updated == self.available == self.replicas == d
+
+    def describe(self) -> str:
+        if not self.observed:
+            return "the Deployment controller has not yet seen the latest spec"
+        old = self.replicas - self.updated
+        return f"{self.updated} of {self.desired} pods updated, {self.available} available" + (
+            f", {old} old pods still running" if old > 0 else ""
+        )
 
 
 def conditions(
@@ -96,53 +134,41 @@ def conditions(
 ) -> list[dict[str, Any]]:
     """Ready, Progressing and Degraded, without transition times."""
     gen = svc.generation
-    desired = svc.spec.replicas
-    status = (deployment or {}).get("status", {})
-    replicas = status.get("replicas", 0)
-    ready = status.get("readyReplicas", 0)
-    updated = status.get("updatedReplicas", 0)
-    available = status.get("availableReplicas", 0)
-    dep_generation = (deployment or {}).get("metadata", {}).get("generation", 0)
-
+    desired = desired_replicas(svc, deployment)
     failure = _deployment_failure(deployment)
-    if problems:
-        degraded = _condition(
-            "Degraded", True, problems[0].reason, "; ".join(p.message for p in problems), gen
-        )
-    elif failure is not None:
-        degraded = _condition("Degraded", True, failure[0], failure[1], gen)
+    found = problems + ([failure] if failure is not None else [])
+    if found:
+        message = "; ".join(p.message for p in found)
+        degraded = _condition("Degraded", True, found[0].reason, message, gen)
     else:
         degraded = _condition("Degraded", False, "AsExpected", "no problems found", gen)
 
-    if deployment is None:
+    rollout = Rollout.of(desired, deployment) if deployment is not None else None
+    stale = next((p for p in problems if p.reason in STALE_REASONS), None)
+    if rollout is None:
         progressing = _condition("Progressing", True, "Creating", "creating the Deployment", gen)
-    elif (
-        status.get("observedGeneration", 0) < dep_generation
-        or updated < desired
-        or replicas > desired
-        or available < desired
-    ):
-        progressing = _condition(
-            "Progressing",
-            True,
-            "RollingOut",
-            f"{updated} of {desired} pods updated, {available} available",
-            gen,
-        )
+    elif failure is not None and failure.reason == "ProgressDeadlineExceeded":
+        progressing = _condition("Progressing", False, failure.reason, rollout.describe(), gen)
+    elif not rollout.complete:
+        progressing = _condition("Progressing", True, "RollingOut", rollout.describe(), gen)
     else:
         progressing = _condition(
             "Progressing", False, "RolloutComplete", f"{desired} pods up to date", gen
         )
 
-    if desired == 0:
-        ready_cond = _condition("Ready", False, "ScaledToZero", "spec.replicas is 0", gen)
-    elif ready >= desired:
-        ready_cond = _condition("Ready", True, "ReplicasReady", f"{ready}/{desired} ready", gen)
+    if rollout is not None and rollout.complete and stale is None:
+        if desired == 0:
+            ready = _condition("Ready", False, "ScaledToZero", "no replicas wanted", gen)
+        else:
+            ready = _condition("Ready", True, "ReplicasReady", f"{desired}/{desired} ready", gen)
     else:
-        ready_cond = _condition(
-            "Ready", False, "ReplicasNotReady", f"{ready}/{desired} replicas ready", gen
-        )
-    return [ready_cond, progressing, degraded]
+        # The reason a person should look at first.
+        if stale is not None or found:
+            reason = (stale or found[0]).reason
+        else:
+            reason = progressing["reason"]
+        ready = _condition("Ready", False, reason, progressing["message"], gen)
+    return [ready, progressing, degraded]
 
 
 def compute_status(
@@ -151,6 +177,7 @@ def compute_status(
     problems: list[Problem],
     previous: dict[str, Any],
     now: str,
+    images: dict[str, str],
 ) -> dict[str, Any]:
     """The whole status; a condition keeps its lastTransitionTime while its status holds."""
     before = {c.get("type"): c for c in previous.get("conditions", []) or []}
@@ -161,13 +188,16 @@ def compute_status(
         changed = old.get("lastTransitionTime") if same and old else None
         conds.append({**cond, "lastTransitionTime": changed or now})
     dep_status = (deployment or {}).get("status", {})
+    ready = dep_status.get("readyReplicas", 0)
     return {
         "conditions": conds,
         "observedGeneration": svc.generation,
         "replicas": dep_status.get("replicas", 0),
-        "readyReplicas": dep_status.get("readyReplicas", 0),
+        "readyReplicas": ready,
+        "readyOfDesired": f"{ready}/{desired_replicas(svc, deployment)}",
         "selector": svc.selector(),
         "endpoint": svc.endpoint,
+        "images": images,
     }
 
 

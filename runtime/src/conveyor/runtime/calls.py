@@ -118,6 +118,7 @@ class Call:
     name: str
     kind: CallKind
     index: int  # position among the turn's calls
+    allow: frozenset[str] = frozenset()  # hosted tools this call may call in turn (plan steps)
     arguments_text: str = ""
     arguments: dict[str, Any] | None = None
     state: CallState = CallState.WRITING
@@ -175,7 +176,9 @@ class Call:
             self.end(error_outcome(f"the tool sidecar at {sidecar.url} is not reachable"))
             return
         try:
-            self.invocation = await sidecar.open(self.name, session=session)
+            self.invocation = await sidecar.open(
+                self.name, session=session, allow=sorted(self.allow)
+            )
         except (ConnectionError, OSError) as error:
             self.end(error_outcome(f"the tool sidecar could not start {self.name}: {error}"))
             return

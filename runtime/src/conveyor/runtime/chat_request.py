@@ -1,21 +1,33 @@
-"""A chat request, validated: what to render, which tools run where, and how to decode.
+"""A chat request, validated with vLLM's own request model, with Conveyor's options on top.
 
-``parse_request`` is pure: it turns the JSON body into a ``ChatRequest`` or raises
-``BadRequest`` with a message for the client. Options under ``conveyor`` that an extension
-registered with the server handles (``ServerPolicy.extensions``) become the request's
-``DecodePolicy``.
+The body is validated by vLLM's ``ChatCompletionRequest`` (the model vLLM's OpenAI server
+runs), so every field vLLM accepts means here what it means there, and its conversion to
+``SamplingParams`` is vLLM's too. Conveyor adds its ``conveyor: {...}`` options, the hosted
+tools, and the checks that a multi-round tool loop needs. Validation is strict: a string where
+a number or a boolean belongs is an error, not a guess. What vLLM's model accepts but Conveyor
+cannot honour is refused with a 400 that names the field and says why (``REFUSED``). Options
+under ``conveyor`` that an extension registered with the server handles
+(``ServerPolicy.extensions``) become the request's ``DecodePolicy``.
+
+``parse_request`` is pure (no engine, no I/O): body in, ``ChatRequest`` or a 4xx error out.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
 
 from conveyor.runtime.decode_policy import LIVE, DecodePolicy, RequestExtension
-from conveyor.runtime.errors import BadRequest
-from conveyor.runtime.tool_choice import check_forceable, chosen_tools
+from conveyor.runtime.errors import BadRequest, NotFound
+
+if TYPE_CHECKING:
+    from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 
 
 class Mode(StrEnum):
@@ -29,10 +41,10 @@ class ServerPolicy:
 
     hosted_tools: dict[str, dict[str, Any]]  # name -> OpenAI tool schema
     mode: Mode = Mode.PARTIAL
-    max_rounds: int = 8
-    max_tokens: int = 1024
+    max_rounds: int = 8  # the default and the cap of conveyor.max_rounds
+    max_tokens: int = 1024  # per round, when the request sets none
     model_names: tuple[str, ...] = ()
-    parser: str = "hermes"  # the tool-call format the server parses
+    max_n: int = 8
     extensions: Mapping[str, RequestExtension] = field(default_factory=dict)  # by option
     # Options an extension would handle that this server did not register: why, for the client.
     refused_options: Mapping[str, str] = field(default_factory=dict)
@@ -40,99 +52,193 @@ class ServerPolicy:
 
 @dataclass(frozen=True)
 class ChatRequest:
-    messages: list[dict[str, Any]]
-    prompt_tools: list[dict[str, Any]] | None
+    # vLLM's own validated request, its ``tools`` the ones the prompt lists (hosted and client):
+    # rendering and sampling parameters come from it, as in vLLM's server.
+    openai: ChatCompletionRequest
     hosted: frozenset[str]
     client_tools: frozenset[str]
     mode: Mode
     max_rounds: int
-    max_tokens: int
-    temperature: float
-    top_p: float
-    seed: int | None
-    stream: bool
-    include_usage: bool
+    default_max_tokens: int
     parse_calls: bool = True  # False for tool_choice "none": whatever the model writes is text
     decoding: DecodePolicy = LIVE
-    # tool_choice "required" or a named function: the tools the first round must call, with
-    # their parameters' JSON schema (see conveyor.runtime.tool_choice)
-    forced_tools: dict[str, dict[str, Any]] | None = None
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        return list(self.openai.messages)
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.openai.stream)
+
+    @property
+    def include_usage(self) -> bool:
+        options = self.openai.stream_options
+        return bool(options and options.include_usage)
+
+    @property
+    def logprobs(self) -> bool:
+        return bool(self.openai.logprobs)
+
+    @property
+    def n(self) -> int:
+        return int(self.openai.n or 1)
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens per round the request asks for (the context may leave fewer)."""
+        request = self.openai
+        asked = request.max_completion_tokens
+        return int(asked if asked is not None else request.max_tokens or self.default_max_tokens)
 
     def allows_round(self, index: int) -> bool:
         """Whether round ``index`` (from 0) may run."""
         return index < self.max_rounds and self.decoding.allows(index)
 
-
-_ROLES = {"system", "developer", "user", "assistant", "tool"}
-_CONVEYOR_KEYS = {"mode", "tools", "max_rounds"}
-
-
-def _content_text(content: Any, where: str) -> str:
-    """OpenAI content: a string or a list of text parts."""
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        parts = []
-        for part in content:
-            if not isinstance(part, dict) or part.get("type") != "text":
-                raise BadRequest(f"{where}: only text content parts are supported")
-            parts.append(str(part.get("text", "")))
-        return "".join(parts)
-    raise BadRequest(f"{where}: content must be a string or a list of text parts")
+    def choice(self, index: int) -> ChatRequest:
+        """The request of choice ``index`` of n: one sample, its own seed (as vLLM seeds n > 1)."""
+        seed = self.openai.seed
+        update = {"n": 1, "seed": None if seed is None else seed + index}
+        return replace(self, openai=self.openai.model_copy(update=update))
 
 
-def _messages(raw: Any) -> list[dict[str, Any]]:
-    if not isinstance(raw, list) or not raw:
-        raise BadRequest("messages: must be a non-empty list")
-    messages = []
-    for i, message in enumerate(raw):
-        where = f"messages[{i}]"
-        if not isinstance(message, dict):
-            raise BadRequest(f"{where}: must be an object")
-        role = message.get("role")
-        if role not in _ROLES:
-            raise BadRequest(f"{where}.role: must be one of {', '.join(sorted(_ROLES))}")
-        clean: dict[str, Any] = {
-            "role": "system" if role == "developer" else role,
-            "content": _content_text(message.get("content"), f"{where}.content"),
-        }
-        if role == "assistant" and message.get("tool_calls"):
-            calls = message["tool_calls"]
-            if not isinstance(calls, list) or not all(
-                isinstance(c, dict) and isinstance(c.get("function"), dict) for c in calls
-            ):
-                raise BadRequest(f"{where}.tool_calls: must be a list of function calls")
-            clean["tool_calls"] = calls
-        if role == "tool":
-            clean["tool_call_id"] = message.get("tool_call_id")
-        messages.append(clean)
-    return messages
+ROLES = ("system", "developer", "user", "assistant", "tool")
+
+# Fields of vLLM's request that Conveyor refuses when set to anything but their default.
+REFUSED: dict[str, str] = {
+    "use_beam_search": "beam search cannot run a tool loop",
+    "echo": "a multi-round answer has no single prompt to echo",
+    "continue_final_message": "rounds always start a new assistant turn",
+    "add_generation_prompt": "rounds always start a new assistant turn",
+    "prompt_logprobs": "a multi-round request has several prompts",
+    "logprob_token_ids": "not carried through the tool loop",
+    "return_token_ids": "token ids are not part of the Conveyor response",
+    "return_tokens_as_token_ids": "token ids are not part of the Conveyor response",
+    "return_prompt_text": "a multi-round request has several prompts",
+    "chat_template": "the server renders with the model's own template",
+    "chat_template_kwargs": "the server renders with the model's own template",
+    "documents": "the server renders with the model's own template",
+    "media_io_kwargs": "Conveyor serves text models",
+    "mm_processor_kwargs": "Conveyor serves text models",
+    "kv_transfer_params": "disaggregated serving is not supported",
+    "ec_transfer_params": "disaggregated serving is not supported",
+    "priority": "the engine runs first come, first served",
+    "request_id": "Conveyor names its requests itself",
+    "vllm_xargs": "custom engine extensions are not enabled",
+    "session_id": "Conveyor keeps no sessions",
+    "length_penalty": "applies to beam search only",
+    "return_token_offsets": "only for vLLM's render endpoints",
+    "mm_payload": "only for vLLM's render endpoints",
+    "return_mm_kwargs": "only for vLLM's render endpoints",
+}
+# OpenAI fields that vLLM's model does not know; refused rather than ignored.
+REFUSED_OPENAI: dict[str, str] = {
+    "functions": "deprecated: use tools",
+    "function_call": "deprecated: use tool_choice",
+    "audio": "Conveyor serves text models",
+    "modalities": "Conveyor serves text models",
+    "prediction": "predicted outputs are not supported",
+    "web_search_options": "use a hosted search tool instead",
+}
+# OpenAI bookkeeping fields, accepted and without effect here (documented).
+NO_EFFECT = frozenset(
+    {"metadata", "store", "service_tier", "safety_identifier", "prompt_cache_key"}
+)
 
 
-def _tool_names(tools: Any) -> list[str]:
-    if tools is None:
-        return []
-    if not isinstance(tools, list):
-        raise BadRequest("tools: must be a list")
-    names = []
-    for i, tool in enumerate(tools):
-        function = tool.get("function") if isinstance(tool, dict) else None
-        name = function.get("name") if isinstance(function, dict) else None
-        if not isinstance(tool, dict) or tool.get("type") != "function" or not name:
-            raise BadRequest(f"tools[{i}]: must be {{'type': 'function', 'function': {{name...}}}}")
-        names.append(name)
-    return names
+class ConveyorOptions(BaseModel):
+    """The ``conveyor`` object of a request (extensions' options apart)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    mode: Literal["partial", "sequential"] | None = None
+    tools: list[str] | None = None
+    max_rounds: int | None = Field(default=None, ge=1)
 
 
-def _number(body: dict[str, Any], key: str, default: Any, low: float, high: float) -> Any:
-    value = body.get(key)
-    if value is None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise BadRequest(f"{key}: must be a number between {low} and {high}")
-    return value
+def _request_model() -> type[ChatCompletionRequest]:
+    from vllm.entrypoints.openai.chat_completion import protocol
+
+    model: type[ChatCompletionRequest] = protocol.ChatCompletionRequest
+    return model
+
+
+def _union_tag(part: object) -> bool:
+    """Pydantic names the member of a union it tried in the error location: drop it."""
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in _SCALARS)
+
+
+_SCALARS = {"str", "int", "float", "bool", "list", "dict", "none"}
+
+
+def _param(loc: tuple[Any, ...], prefix: str = "") -> str:
+    text = prefix
+    for part in loc:
+        if _union_tag(part):
+            continue
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text or "body"
+
+
+def _role_member(role: object) -> str:
+    return {"developer": "Developer", "system": "System", "user": "User"}.get(
+        str(role), str(role).title()
+    )
+
+
+def validation_error(error: pydantic.ValidationError, body: Any, prefix: str = "") -> BadRequest:
+    """One 400 from pydantic's errors: the first field at fault, every reason given for it."""
+    errors = error.errors(include_url=False, include_context=False)
+    # A message is a union of one model per role: keep the errors of the member for its role.
+    first = errors[0]
+    loc = first["loc"]
+    if not prefix and len(loc) > 2 and loc[0] == "messages" and isinstance(loc[1], int):
+        messages = body.get("messages") if isinstance(body, dict) else None
+        message = messages[loc[1]] if isinstance(messages, list) else None
+        role = message.get("role") if isinstance(message, dict) else None
+        member = _role_member(role)
+        matching = [e for e in errors if e["loc"][:2] == loc[:2] and member in str(e["loc"][2])]
+        if matching:
+            first = matching[0]
+            loc = first["loc"]
+    if not prefix and loc and isinstance(loc[0], int):
+        # vLLM reads an assistant message's ``tool_calls`` lazily: the location lost its start.
+        prefix = _tool_calls_owner(body, loc[0])
+        errors = [e for e in errors if e["loc"][:1] == loc[:1]]
+    param = _param(loc, prefix)
+    reasons = list(
+        dict.fromkeys(e["msg"] for e in errors if _param(e["loc"], prefix) == param)
+    ) or [first["msg"]]
+    code = "missing_required_parameter" if first["type"] == "missing" else "invalid_value"
+    return BadRequest(f"{param}: {'; or '.join(reasons)}", param=param, code=code)
+
+
+def _tool_calls_owner(body: Any, index: int) -> str:
+    for i, message in enumerate(body.get("messages") or []):
+        calls = message.get("tool_calls") if isinstance(message, dict) else None
+        if isinstance(calls, list) and len(calls) > index:
+            return f"messages[{i}].tool_calls"
+    return "messages"
+
+
+def _options(body: dict[str, Any], policy: ServerPolicy) -> tuple[ConveyorOptions, DecodePolicy]:
+    raw = body.pop("conveyor", None)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadRequest("conveyor: must be an object", param="conveyor")
+    known = set(ConveyorOptions.model_fields) | set(policy.extensions) | set(policy.refused_options)
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise BadRequest(
+            f"conveyor: unknown option(s) {', '.join(unknown)}", param=f"conveyor.{unknown[0]}"
+        )
+    core = {k: v for k, v in raw.items() if k in ConveyorOptions.model_fields}
+    try:
+        options = ConveyorOptions.model_validate(core)
+    except pydantic.ValidationError as error:
+        raise validation_error(error, core, prefix="conveyor") from None
+    return options, _decoding(raw, policy)
 
 
 def _decoding(options: dict[str, Any], policy: ServerPolicy) -> DecodePolicy:
@@ -142,89 +248,177 @@ def _decoding(options: dict[str, Any], policy: ServerPolicy) -> DecodePolicy:
     )
     for key in used:
         if key in policy.refused_options:
-            raise BadRequest(f"conveyor.{key}: {policy.refused_options[key]}")
+            raise BadRequest(
+                f"conveyor.{key}: {policy.refused_options[key]}", param=f"conveyor.{key}"
+            )
     if len(used) > 1:
         raise BadRequest(f"conveyor: the options {', '.join(used)} cannot be combined")
     return policy.extensions[used[0]].parse(options[used[0]]) if used else LIVE
 
 
+def _tool_names(tools: Any) -> list[str] | None:
+    """The names of well-formed tools, or None when the list is malformed (validation says how)."""
+    if not isinstance(tools, list):
+        return None
+    names = []
+    for tool in tools:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        name = function.get("name") if isinstance(function, dict) else None
+        if not isinstance(name, str):
+            return None
+        names.append(name)
+    return names
+
+
+def _hosted(
+    body: dict[str, Any], options: ConveyorOptions, policy: ServerPolicy
+) -> frozenset[str] | None:
+    """The hosted tools this request may use; None when ``tools`` is malformed."""
+    if options.tools is not None:
+        missing = [n for n in options.tools if n not in policy.hosted_tools]
+        if missing:
+            hosted = ", ".join(sorted(policy.hosted_tools)) or "none"
+            raise BadRequest(
+                f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {hosted})",
+                param="conveyor.tools",
+            )
+        return frozenset(options.tools)
+    if "tools" not in body or body["tools"] is None:
+        return frozenset(policy.hosted_tools)
+    names = _tool_names(body["tools"])
+    return None if names is None else frozenset(n for n in names if n in policy.hosted_tools)
+
+
+def _prompt_tools(body: dict[str, Any], hosted: frozenset[str], policy: ServerPolicy) -> None:
+    """List the hosted tools in ``tools`` (their specs win over a client's of the same name)."""
+    client = [t for t in body.get("tools") or [] if t["function"]["name"] not in hosted]
+    tools = [policy.hosted_tools[n] for n in sorted(hosted)] + client
+    if tools:
+        body["tools"] = tools
+    forced = body.get("tool_choice") == "required" or isinstance(body.get("tool_choice"), dict)
+    if forced:
+        # A forced call must be one the tool accepts: its arguments follow its schema.
+        body["tools"] = [
+            {**t, "function": {"strict": True, **t["function"]}} for t in body["tools"]
+        ]
+
+
+def _check_fields(body: dict[str, Any], request: ChatCompletionRequest) -> None:
+    fields = type(request).model_fields
+    for name in body:
+        if name in REFUSED_OPENAI:
+            raise BadRequest(
+                f"{name}: not supported ({REFUSED_OPENAI[name]})",
+                param=name,
+                code="unsupported_parameter",
+            )
+        if name not in fields and name not in NO_EFFECT:
+            raise BadRequest(
+                f"{name}: unrecognized request argument", param=name, code="unknown_parameter"
+            )
+    for name, why in REFUSED.items():
+        if name in body and body[name] != fields[name].get_default(call_default_factory=False):
+            raise BadRequest(
+                f"{name}: not supported by Conveyor ({why})",
+                param=name,
+                code="unsupported_parameter",
+            )
+
+
+def _check_messages(messages: list[Any]) -> None:
+    """Roles, and tool messages that answer calls. An assistant turn may also write its calls
+    in its text (as Conveyor's own rounds do, to share the prompt's prefix): the tool messages
+    after it cannot be matched to ids then, and are taken as they come."""
+    if not messages:
+        raise BadRequest("messages: must hold at least one message", param="messages")
+    seen: set[str] = set()
+    # Calls of the latest assistant turn not yet answered; None: written in its text.
+    open_calls: set[str] | None = set()
+    for i, message in enumerate(messages):
+        role = message.get("role")
+        if role not in ROLES:
+            raise BadRequest(
+                f"messages[{i}].role: {role!r} is not one of {', '.join(ROLES)}",
+                param=f"messages[{i}].role",
+            )
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if open_calls is not None and call_id not in open_calls:
+                raise BadRequest(
+                    f"messages[{i}]: a tool message must answer a call of the assistant "
+                    f"message before it; {call_id!r} is not one (or was answered already)",
+                    param=f"messages[{i}].tool_call_id",
+                )
+            if open_calls is not None:
+                open_calls.discard(call_id)
+            continue
+        calls = message.get("tool_calls") or ()
+        open_calls = None if role == "assistant" and not calls else set()
+        ids: set[str] = set()
+        for j, call in enumerate(calls):
+            call_id = call.get("id")
+            if call_id in seen:
+                raise BadRequest(
+                    f"messages[{i}].tool_calls[{j}].id: {call_id!r} is used by another call",
+                    param=f"messages[{i}].tool_calls[{j}].id",
+                )
+            seen.add(call_id)
+            ids.add(call_id)
+        if calls:
+            open_calls = ids
+
+
 def parse_request(body: Any, policy: ServerPolicy) -> ChatRequest:
+    """A validated ``ChatRequest`` from a decoded JSON body, or a 4xx ``ConveyorError``."""
+    from vllm.exceptions import VLLMClientError
+
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
+    body = dict(body)
+    options, decoding = _options(body, policy)
     model = body.get("model")
-    if policy.model_names and model not in policy.model_names:
-        raise BadRequest(f"model: {model!r} is not served here (try {policy.model_names[0]!r})")
-    if body.get("n", 1) != 1:
-        raise BadRequest("n: only 1 is supported")
-    messages = _messages(body.get("messages"))
-
-    options = body.get("conveyor") or {}
-    if not isinstance(options, dict):
-        raise BadRequest("conveyor: must be an object")
-    unknown = set(options) - _CONVEYOR_KEYS - set(policy.extensions) - set(policy.refused_options)
-    if unknown:
-        raise BadRequest(f"conveyor: unknown option(s) {', '.join(sorted(unknown))}")
+    if policy.model_names and model is not None and model not in policy.model_names:
+        raise NotFound(
+            f"The model `{model}` does not exist (served: {', '.join(policy.model_names)}).",
+            param="model",
+            code="model_not_found",
+        )
+    hosted = _hosted(body, options, policy)
+    choice = body.get("tool_choice")
+    if hosted is not None and choice != "none" and body.get("tools") != []:
+        _prompt_tools(body, hosted, policy)
+    checked = {k: v for k, v in body.items() if k not in NO_EFFECT}
     try:
-        mode = Mode(options.get("mode", policy.mode))
-    except ValueError:
-        raise BadRequest("conveyor.mode: must be 'partial' or 'sequential'") from None
-    decoding = _decoding(options, policy)
-    max_rounds = options.get("max_rounds", policy.max_rounds)
-    if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
-        raise BadRequest("conveyor.max_rounds: must be a positive integer")
+        # Strict JSON mode: JSON objects still fill vLLM's dataclasses; no type is coerced.
+        request = _request_model().model_validate_json(json.dumps(checked), strict=True)
+    except pydantic.ValidationError as error:
+        raise validation_error(error, body) from None
+    except (ValueError, VLLMClientError) as error:  # vLLM's own checks
+        message = error.args[0] if error.args else str(error)
+        raise BadRequest(message, param=getattr(error, "parameter", None)) from None
+    _check_fields(body, request)
+    _check_messages(body["messages"])
+    hosted = hosted or frozenset()
 
-    request_tools = _tool_names(body.get("tools"))
-    selected = options.get("tools")
-    if selected is not None:
-        if not isinstance(selected, list) or not all(isinstance(n, str) for n in selected):
-            raise BadRequest("conveyor.tools: must be a list of hosted tool names")
-        missing = [n for n in selected if n not in policy.hosted_tools]
-        if missing:
-            known = ", ".join(sorted(policy.hosted_tools)) or "none"
-            raise BadRequest(f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {known})")
-        hosted = frozenset(selected)
-    elif request_tools:
-        hosted = frozenset(n for n in request_tools if n in policy.hosted_tools)
-    else:
-        hosted = frozenset(policy.hosted_tools)
-
-    tool_choice = body.get("tool_choice", "auto")
-    client_tools = frozenset(n for n in request_tools if n not in hosted)
-    prompt_tools = [t for t in body.get("tools") or [] if t["function"]["name"] in client_tools]
-    prompt_tools = [policy.hosted_tools[n] for n in sorted(hosted)] + prompt_tools
-    offered = {t["function"]["name"]: t["function"].get("parameters") for t in prompt_tools}
-    chosen = chosen_tools(tool_choice, list(offered))
-    if chosen is not None:
-        check_forceable(policy.parser, chosen)
-    parse_calls = tool_choice != "none"
-    if not parse_calls:
-        hosted, client_tools, prompt_tools = frozenset(), frozenset(), []
-
-    max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
-    if max_tokens is None:
-        max_tokens = policy.max_tokens
-    elif isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1:
-        raise BadRequest("max_tokens: must be a positive integer")
-    seed = body.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise BadRequest("seed: must be an integer")
-    stream_options = body.get("stream_options") or {}
-    if not isinstance(stream_options, dict):
-        raise BadRequest("stream_options: must be an object")
+    n = request.n or 1
+    if not 1 <= n <= policy.max_n:
+        raise BadRequest(f"n: must be between 1 and {policy.max_n}", param="n")
+    max_rounds = options.max_rounds or policy.max_rounds
+    if max_rounds > policy.max_rounds:
+        raise BadRequest(
+            f"conveyor.max_rounds: {max_rounds} is above this server's cap of "
+            f"{policy.max_rounds} (--max-rounds)",
+            param="conveyor.max_rounds",
+        )
+    names = {t.function.name for t in request.tools or ()}
+    parse_calls = request.tool_choice != "none"
     return ChatRequest(
-        messages=messages,
-        prompt_tools=prompt_tools or None,
-        hosted=hosted,
-        client_tools=client_tools,
-        mode=mode,
+        openai=request,
+        hosted=hosted if parse_calls else frozenset(),
+        client_tools=frozenset(names - hosted) if parse_calls else frozenset(),
+        mode=Mode(options.mode or policy.mode),
         max_rounds=max_rounds,
-        max_tokens=max_tokens,
-        temperature=float(_number(body, "temperature", 0.0, 0, 2)),
-        top_p=float(_number(body, "top_p", 1.0, 0.0001, 1)),
-        seed=seed,
-        stream=bool(body.get("stream", False)),
-        include_usage=bool(stream_options.get("include_usage", False)),
+        default_max_tokens=policy.max_tokens,
         parse_calls=parse_calls,
         decoding=decoding,
-        forced_tools={name: offered[name] or {} for name in chosen} if chosen else None,
     )

@@ -1,4 +1,4 @@
-"""The `conveyor` command: build the models, generate, serve, demo, benchmark."""
+"""The `conveyor` command: build the models, generate, serve, demo, benchmark, soak."""
 
 from __future__ import annotations
 
@@ -126,6 +126,12 @@ def _cmd_bench(args: argparse.Namespace) -> None:
     run(args, resolve(args.model))
 
 
+def _cmd_soak(args: argparse.Namespace) -> None:
+    from conveyor.runtime.soak.command import run
+
+    sys.exit(run(args, None if args.url else _resolve_model(args.model)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="conveyor",
@@ -224,6 +230,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_bench_args(bench)
     bench.set_defaults(func=_cmd_bench)
+
+    from conveyor.runtime.soak.command import add_soak_args
+
+    soak = commands.add_parser(
+        "soak",
+        help="hold a server under mixed load and report what was lost",
+        description="Send mixed traffic (plain, streamed, hosted tools of every built-in kind, "
+        "client tools, early aborts, clients that hang up mid-stream, malformed requests) "
+        "from --concurrency clients for --minutes, against --url or a `conveyor serve` it "
+        "starts. Prints a progress line, then a JSON summary: requests and errors by kind, "
+        "lost or hung requests, latency in the first and last minute, memory, file "
+        "descriptors and threads of every server process, what is in flight afterwards. Exit "
+        "status 1 when a request was lost, hung, got a 5xx or an unexpected answer, something "
+        "stayed in flight, or a server process grew its memory by more than 5 % after the "
+        "warm-up.",
+    )
+    add_soak_args(soak)
+    soak.set_defaults(func=_cmd_soak)
     return parser
 
 

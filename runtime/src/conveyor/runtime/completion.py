@@ -20,6 +20,7 @@ class Timing:
     rounds: int = 0
     early_aborts: int = 0
     tokens_saved: int = 0
+    tool_chars_cut: int = 0  # tool results cut to fit the context
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in vars(self).items()}
@@ -37,3 +38,4 @@ class Completion:
     messages: list[dict[str, Any]]  # intermediate assistant turns and tool results
     timing: Timing
     mode: Mode
+    logprobs: list[dict[str, Any]] | None = None  # every decoded token, when asked for

@@ -89,18 +89,16 @@ def sampling_params(
     top_p: float = 1.0,
     seed: int | None = 0,
     token_bias: dict[int, float] | None = None,
-    constraint: dict[str, Any] | None = None,
 ) -> SamplingParams:
     """Delta-streaming sampling parameters; ``force`` pins the output to an exact text.
 
     ``token_bias`` is a logit bias by token id (replay uses it to fix how a forced text is cut
-    into tokens: ``replay.longest_match_bias``); ``constraint`` holds structured-output
-    arguments (``regex``, ``grammar``...) otherwise.
+    into tokens: ``replay.longest_match_bias``).
     """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 
-    structured = StructuredOutputsParams(**constraint) if constraint else None
+    structured = None
     if force is not None:
         structured = StructuredOutputsParams(regex=literal_regex(force))
         # Each token holds at least one byte, and the grammar ends the text with EOS.
@@ -124,6 +122,8 @@ class Delta:
     tokens: int
     finish_reason: str | None
     at: float  # time.time() when it reached us
+    token_ids: tuple[int, ...] = ()
+    logprobs: list[Any] | None = None  # vLLM's per-token logprobs, when the request asked
 
 
 class Engine:
@@ -163,13 +163,17 @@ class Engine:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
     async def stream(
-        self, prompt_ids: list[int], params: SamplingParams, request_id: str
+        self, prompt: list[int] | dict[str, Any], params: SamplingParams, request_id: str
     ) -> AsyncGenerator[Delta, None]:
-        """Text deltas as the engine makes them; closing the iterator aborts the request."""
+        """Text deltas as the engine makes them; closing the iterator aborts the request.
+
+        ``prompt``: token ids, or a vLLM engine input (token ids and e.g. a cache salt)."""
         from vllm.inputs import TokensPrompt
 
         llm = self._running()
-        outputs = llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
+        if isinstance(prompt, list):
+            prompt = TokensPrompt(prompt_token_ids=prompt)
+        outputs = llm.generate(prompt, params, request_id)
         try:
             async for output in outputs:
                 completion = output.outputs[0]
@@ -178,6 +182,8 @@ class Engine:
                     len(completion.token_ids),
                     completion.finish_reason,
                     time.time(),
+                    tuple(completion.token_ids),
+                    completion.logprobs,
                 )
         finally:
             # Closing vLLM's generator early aborts the request in the engine at once.

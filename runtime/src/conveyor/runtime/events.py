@@ -8,9 +8,11 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class ContentDelta:
-    """Assistant text outside tool calls."""
+    """Assistant text outside tool calls, with the logprobs of the tokens decoded since the last
+    one when the request asked for them (tokens of tool calls included)."""
 
     text: str
+    logprobs: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +44,7 @@ class ToolResult:
     name: str
     content: str
     outcome: str  # ok, error, rejected, cancelled
+    cut_chars: int = 0  # characters cut so the result fits the next prompt
 
 
 Event = ContentDelta | ClientCallDelta | HostedCallWritten | ToolResult

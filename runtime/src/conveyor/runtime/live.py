@@ -98,7 +98,7 @@ class LiveModel:
         public = {
             name: {k: v for k, v in s.items() if k != "x-conveyor"} for name, s in specs.items()
         }
-        self._policy = ServerPolicy(hosted_tools=public, parser=PARSER)
+        self._policy = ServerPolicy(hosted_tools=public)
         self._lock = asyncio.Lock()
         self.engine_start_seconds = 0.0
 

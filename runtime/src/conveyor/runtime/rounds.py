@@ -33,6 +33,8 @@ class Turn:
     still_decoding: bool = True
     decode: Interval = (0.0, 0.0)
     tool_session: str | None = None  # the request's session on the sidecar
+    logprobs: list[dict[str, Any]] = field(default_factory=list)  # when the request asked
+    unsent_logprobs: list[dict[str, Any]] = field(default_factory=list)  # not yet streamed
 
 
 @dataclass(frozen=True)

@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable
 from enum import Enum
 from typing import Any
 
-from conveyor.runtime import metrics
+from conveyor.runtime import logprobs, metrics
 from conveyor.runtime.calls import Call, CallKind, CallState, UnitCutter, error_outcome
 from conveyor.runtime.chat_request import ChatRequest, Mode
 from conveyor.runtime.completion import Completion, Timing
-from conveyor.runtime.engine import Engine, sampling_params
+from conveyor.runtime.engine import Engine
 from conveyor.runtime.events import (
     ClientCallDelta,
     ContentDelta,
@@ -29,9 +29,9 @@ from conveyor.runtime.events import (
     HostedCallWritten,
     ToolResult,
 )
-from conveyor.runtime.rounds import Turn, end_round
+from conveyor.runtime.prompt import Prompts, Round
+from conveyor.runtime.rounds import RoundEnd, Turn, end_round
 from conveyor.runtime.timeline import Interval, busy_intervals, overlap, total
-from conveyor.runtime.tool_choice import call_constraint
 from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import (
     ArgumentsDelta,
@@ -88,6 +88,7 @@ class Scheduler:
         self.tool_specs = tool_specs  # name -> sidecar spec (OpenAI tool + x-conveyor)
         self.parser = parser
         self.tool_timeout = tool_timeout
+        self.prompts = Prompts(engine, parser)
         self._abort_tasks: set[asyncio.Task[None]] = set()
 
     async def run(self, request: ChatRequest, request_id: str, emit: Emit = _ignore) -> Completion:
@@ -109,6 +110,7 @@ class Scheduler:
         decode_spans: list[Interval] = []
         busy: list[Interval] = []
         hosted_specs = {name: self.tool_specs[name] for name in request.hosted}
+        all_logprobs: list[dict[str, Any]] = []
         index = 0
         while True:
             decoding = request.decoding.round(index)
@@ -119,12 +121,12 @@ class Scheduler:
                 UnitCutter(hosted_specs),
                 tool_session=tool_session,
             )
-            prompt_ids = self.engine.render(messages, request.prompt_tools)
-            prompt_tokens += len(prompt_ids)
+            round_ = await self.prompts.render(request, messages, index)
+            prompt_tokens += len(round_.prompt_ids)
             try:
-                await self._decode(request, turn, prompt_ids, emit)
+                await self._decode(request, turn, round_, emit)
                 phase = phase.to(Phase.AWAITING_TOOLS)
-                await self._collect(turn, emit)
+                await self._collect(turn)
             except BaseException:
                 # Client gone or server stopping: nothing of this request may keep running.
                 # Shielded, so a second cancellation cannot cut the clean-up short.
@@ -138,7 +140,11 @@ class Scheduler:
                 budget=request.max_tokens if decoding.budget is None else decoding.budget,
                 next_round_allowed=request.allows_round(index + 1),
             )
+            cuts = await self._fit(request, messages, end) if end.finish_reason is None else {}
+            timing.tool_chars_cut += sum(cuts.values())
+            await self._tell_results(turn, end, cuts, emit)
             completion_tokens += turn.tokens
+            all_logprobs += turn.logprobs
             content.append(turn.content)
             decode_spans.append(turn.decode)
             intermediate += end.shown
@@ -168,25 +174,41 @@ class Scheduler:
             messages=intermediate,
             timing=timing,
             mode=request.mode,
+            logprobs=all_logprobs if request.logprobs else None,
         )
 
     # -- one round -----------------------------------------------------------------------------
 
-    async def _decode(
-        self, request: ChatRequest, turn: Turn, prompt_ids: list[int], emit: Emit
+    async def _fit(
+        self, request: ChatRequest, messages: list[dict[str, Any]], end: RoundEnd
+    ) -> dict[str, int]:
+        """Cut the tool results going into the next prompt to fit the context; the client is
+        shown what the model reads. Returns the characters cut, by call id."""
+        assistant, *results = end.prompt
+        cuts = await self.prompts.fit(request, [*messages, assistant], results)
+        shown = {m["tool_call_id"]: m for m in end.shown if m["role"] == "tool"}
+        for result in results:
+            shown[result["tool_call_id"]]["content"] = result["content"]
+        return {r["tool_call_id"]: cut for r, cut in zip(results, cuts, strict=True)}
+
+    async def _tell_results(
+        self, turn: Turn, end: RoundEnd, cuts: dict[str, int], emit: Emit
     ) -> None:
-        params = sampling_params(
-            request.max_tokens,
-            force=turn.decoding.force,
-            temperature=request.temperature,
-            seed=request.seed,
-            top_p=request.top_p,
-            token_bias=turn.decoding.token_bias,
-            # tool_choice holds the first round to a call; later rounds are free.
-            constraint=call_constraint(self.parser, request.forced_tools)
-            if request.forced_tools and turn.index == 0 and turn.decoding.force is None
-            else None,
-        )
+        """Tell the client each server-side result, as the model will read it."""
+        for message in end.shown:
+            if message["role"] != "tool":
+                continue
+            call = turn.calls[message["tool_call_id"]]
+            cut = cuts.get(call.call_id, 0)
+            await emit(
+                ToolResult(
+                    turn.index, call.call_id, call.name, message["content"],
+                    call.outcome_label(), cut,
+                )
+            )  # fmt: skip
+
+    async def _decode(self, request: ChatRequest, turn: Turn, round_: Round, emit: Emit) -> None:
+        params = self.prompts.sampling(request, round_, turn.decoding)
         stream: ToolCallStream | _PlainText = (
             ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")
             if request.parse_calls
@@ -195,11 +217,13 @@ class Scheduler:
         start = time.time()
         end = start
         async with contextlib.aclosing(
-            self.engine.stream(prompt_ids, params, turn.request_id)
+            self.engine.stream(round_.prompt, params, turn.request_id)
         ) as deltas:
             async for delta in deltas:
                 turn.text += delta.text
                 turn.tokens += delta.tokens
+                if request.logprobs and delta.logprobs is not None:
+                    self._add_logprobs(request, turn, delta.token_ids, delta.logprobs)
                 end = delta.at
                 if delta.finish_reason is not None:
                     turn.finish_reason = delta.finish_reason
@@ -209,11 +233,23 @@ class Scheduler:
         turn.decode = (start, end)
         for event in stream.close():
             await self._on_event(request, turn, event, emit)
+        if turn.unsent_logprobs:  # tokens of tool calls: no text of their own to ride on
+            await emit(ContentDelta("", turn.unsent_logprobs))
+            turn.unsent_logprobs = []
+
+    def _add_logprobs(
+        self, request: ChatRequest, turn: Turn, token_ids: tuple[int, ...], steps: list[Any]
+    ) -> None:
+        top = request.openai.top_logprobs
+        new = logprobs.entries(token_ids, steps, top, self.engine.tokenizer.decode)
+        turn.logprobs += new
+        turn.unsent_logprobs += new
 
     async def _on_event(self, request: ChatRequest, turn: Turn, event: object, emit: Emit) -> None:
         if isinstance(event, Text):
             turn.content += event.text
-            await emit(ContentDelta(event.text))
+            sent, turn.unsent_logprobs = turn.unsent_logprobs or None, []
+            await emit(ContentDelta(event.text, sent))
         elif isinstance(event, CallStarted):
             call = self._new_call(request, turn, event)
             turn.calls[call.call_id] = call
@@ -246,7 +282,7 @@ class Scheduler:
     def _new_call(self, request: ChatRequest, turn: Turn, event: CallStarted) -> Call:
         index = len(turn.calls)
         if event.name in request.hosted:
-            return Call(event.call_id, event.name, CallKind.HOSTED, index)
+            return Call(event.call_id, event.name, CallKind.HOSTED, index, allow=request.hosted)
         if event.name in request.client_tools:
             return Call(event.call_id, event.name, CallKind.CLIENT, index)
         return Call(event.call_id, event.name, CallKind.INVALID, index)
@@ -294,22 +330,14 @@ class Scheduler:
         self._abort_tasks.add(task)
         task.add_done_callback(self._abort_tasks.discard)
 
-    async def _collect(self, turn: Turn, emit: Emit) -> None:
-        """Settle every call of the turn and tell the client each server-side result."""
+    async def _collect(self, turn: Turn) -> None:
+        """Settle every call of the turn."""
         for call in turn.calls.values():
             if call.kind is CallKind.HOSTED and call.outcome is None:
                 if call.state is CallState.WRITING:
                     cut = "decoding stopped" if turn.rejected_by else "the turn ended"
                     await call.fail(f"the call to {call.name} was cut off ({cut}) before complete")
         await asyncio.gather(*(c.wait(self.tool_timeout) for c in turn.calls.values()))
-        for call in turn.calls.values():
-            if call.kind is CallKind.CLIENT:
-                continue
-            await emit(
-                ToolResult(
-                    turn.index, call.call_id, call.name, call.result_text(), call.outcome_label()
-                )
-            )
 
     def _account(self, turn: Turn, tokens_saved: int, timing: Timing) -> None:
         decode = [turn.decode]

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import logging
-import signal
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +15,9 @@ from conveyor.runtime import replay
 from conveyor.runtime.chat_request import Mode, ServerPolicy
 from conveyor.runtime.cores import parse_cpus, split_cores
 from conveyor.runtime.decode_policy import RequestExtension
+from conveyor.runtime.drain import Drain, DrainingServer
 from conveyor.runtime.engine import Engine, EngineOptions
+from conveyor.runtime.request_body import DEFAULT_MAX_BODY_BYTES
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
 from conveyor.runtime.sidecar_process import EmbeddedSidecar
@@ -45,12 +44,20 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=[m.value for m in Mode], default="partial", help="default execution mode"
     )
-    parser.add_argument("--max-rounds", type=int, default=8, help="tool rounds per request")
+    parser.add_argument(
+        "--max-rounds", type=int, default=8, help="tool rounds per request (default and cap)"
+    )
     parser.add_argument("--max-tokens", type=int, default=1024, help="default tokens per round")
     parser.add_argument(
         "--allow-replay", action="store_true", help="accept conveyor.replay (tests, benchmarks)"
     )
     parser.add_argument("--served-model-name", help="the model name clients use")
+    parser.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULT_MAX_BODY_BYTES,
+        help=f"largest request body accepted (default {DEFAULT_MAX_BODY_BYTES})",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
     parser.add_argument(
@@ -86,7 +93,7 @@ class Runtime:
             engine = Engine.start(engine_options)  # the sidecar boots meanwhile
             if embedded is not None:
                 await asyncio.to_thread(embedded.wait_ready)
-            sidecar = SidecarClient(url)
+            sidecar = SidecarClient(url, lost_note=embedded.lost_note if embedded else "")
             await sidecar.connect()
             specs = {spec["function"]["name"]: spec for spec in await sidecar.tools()}
         except BaseException:
@@ -136,42 +143,21 @@ def build_state(
         max_rounds=args.max_rounds,
         max_tokens=args.max_tokens,
         model_names=(name, model) if name != model else (name,),
-        parser=args.tool_call_parser,
         extensions=extensions,
         refused_options=refused,
     )
     scheduler = Scheduler(
         engine, sidecar, specs, parser=args.tool_call_parser, tool_timeout=args.tool_timeout
     )
-    return ServerState(scheduler, policy, name, sidecar_url)
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises a caught SIGTERM once it has stopped, which would kill the process
-    before the engine and the sidecar are shut down (leaving vLLM's engine process orphaned).
-    This server handles SIGINT and SIGTERM on the event loop itself and only records, through
-    uvicorn's ``handle_exit``, that it must stop (a second SIGINT forces the exit)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        loop = asyncio.get_running_loop()
-        for sig in _STOP_SIGNALS:
-            loop.add_signal_handler(sig, self.handle_exit, sig, None)
-        try:
-            yield
-        finally:
-            for sig in _STOP_SIGNALS:
-                loop.remove_signal_handler(sig)
-
-
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+    return ServerState(scheduler, policy, name, sidecar_url, args.max_body_bytes)
 
 
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
     async def main() -> None:
         runtime = await Runtime.start(args, engine_options)
+        drain = Drain(build_app(runtime.state))
         config = uvicorn.Config(
-            build_app(runtime.state),
+            drain,
             host=args.host,
             port=args.port,
             log_level="info",
@@ -186,8 +172,8 @@ def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:
             args.mode,
         )
         try:
-            # uvicorn handles SIGTERM: it stops accepting and lets open requests finish.
-            await _Server(config).serve()
+            # SIGTERM: readiness fails at once, open requests finish, then uvicorn stops.
+            await DrainingServer(config, drain, args.drain_seconds).serve()
         finally:
             await runtime.stop()
 

@@ -1,9 +1,10 @@
 """The OpenAI-compatible HTTP API (starlette): chat completions with hosted tools, and probes.
 
-Handlers stay thin: ``chat_request.parse_request`` validates, the ``Scheduler`` runs,
-``responses`` formats. A client that goes away cancels its request: the engine request is
-aborted and the tools are cancelled (a watcher task listens for ``http.disconnect`` while the
-request runs).
+Handlers stay thin: ``request_body`` reads, ``chat_request`` validates (both off the event loop),
+the ``Scheduler`` runs each of the n choices, ``responses`` formats. Every error, unknown paths
+and methods included, is answered in OpenAI's error shape.
+A client that goes away cancels its request: the engine request is aborted and the tools are
+cancelled (a watcher task listens for ``http.disconnect`` while the request runs).
 """
 
 from __future__ import annotations
@@ -13,21 +14,29 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
 from conveyor.runtime.completion import Completion
-from conveyor.runtime.errors import BadRequest, ConveyorError, NotReady, from_exception
+from conveyor.runtime.errors import (
+    ConveyorError,
+    HttpError,
+    NotFound,
+    NotReady,
+    from_exception,
+)
 from conveyor.runtime.events import Event
+from conveyor.runtime.request_body import DEFAULT_MAX_BODY_BYTES, decode, read_body
 from conveyor.runtime.responses import ChunkWriter, chat_completion
 from conveyor.runtime.scheduler import Scheduler
 
@@ -42,6 +51,7 @@ class ServerState:
     policy: ServerPolicy
     model_name: str
     sidecar_url: str
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     @property
     def sidecar(self):
@@ -76,74 +86,119 @@ def _sse(obj: dict[str, Any]) -> bytes:
     return f"data: {json.dumps(obj, separators=(',', ':'))}\n\n".encode()
 
 
+def _parse(raw: bytes, state: ServerState) -> ChatRequest:
+    """Blocking (JSON decoding and validation of up to ``max_body_bytes``): runs in a thread."""
+    chat = parse_request(decode(raw), state.policy)
+    state.scheduler.prompts.check(chat)
+    return chat
+
+
+async def _all(runs: list[Coroutine[Any, Any, Completion]]) -> list[Completion]:
+    """Every choice's completion; the first failure cancels the other choices."""
+    try:
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(run) for run in runs]
+    except* Exception as failed:
+        raise failed.exceptions[0] from None
+    return [task.result() for task in tasks]
+
+
 async def chat_completions(request: Request) -> Response:
     state: ServerState = request.app.state.conveyor
     try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError) as error:
-        return _error_response(BadRequest(f"the request body is not valid JSON ({error})"))
-    try:
-        chat = parse_request(body, state.policy)
-    except BadRequest as error:
+        raw = await read_body(request, state.max_body_bytes)
+        chat = await asyncio.to_thread(_parse, raw, state)
+    except ConveyorError as error:
         return _error_response(error)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    model = str(body.get("model") or state.model_name)
+    model = chat.openai.model or state.model_name
+    if chat.openai.user:
+        log.info("request %s for user %s", request_id, chat.openai.user)
+    choices = [chat.choice(i) for i in range(chat.n)]
     if chat.stream:
-        return StreamingResponse(
-            _stream(request, state, chat, request_id, model, created),
-            media_type="text/event-stream",
-            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-        )
+        return await _stream(request, state, chat, choices, request_id, model, created)
+    runs = [state.scheduler.run(p, f"{request_id}.{i}") for i, p in enumerate(choices)]
     try:
-        completion = await _run_watched(request, state.scheduler.run(chat, request_id))
+        completions = await _run_watched(request, _all(runs))
     except asyncio.CancelledError:
         return Response(status_code=499)
     except Exception as error:  # mapped in one place
-        log.exception("request %s failed", request_id)
-        return _error_response(from_exception(error))
-    return JSONResponse(chat_completion(completion, id=request_id, model=model, created=created))
+        mapped = from_exception(error)
+        if mapped.status >= 500:
+            log.exception("request %s failed", request_id)
+        return _error_response(mapped)
+    return JSONResponse(chat_completion(completions, id=request_id, model=model, created=created))
 
 
 async def _stream(
     request: Request,
     state: ServerState,
     chat: ChatRequest,
+    choices: list[ChatRequest],
     request_id: str,
     model: str,
     created: int,
-) -> AsyncIterator[bytes]:
+) -> Response:
+    """Start the choices; an error before their first event is a plain error response (the
+    status is still ours to choose), a later one an error chunk."""
     writer = ChunkWriter(id=request_id, model=model, created=created)
-    queue: asyncio.Queue[Event | None] = asyncio.Queue(_STREAM_QUEUE)
+    queue: asyncio.Queue[tuple[int, Event] | None] = asyncio.Queue(_STREAM_QUEUE)
 
-    async def emit(event: Event) -> None:
-        await queue.put(event)
+    def emitter(index: int) -> Callable[[Event], Awaitable[None]]:
+        async def emit(event: Event) -> None:
+            await queue.put((index, event))
 
-    async def work() -> Completion:
+        return emit
+
+    async def work() -> list[Completion]:
         try:
-            return await state.scheduler.run(chat, request_id, emit)
+            runs = [
+                state.scheduler.run(p, f"{request_id}.{i}", emitter(i))
+                for i, p in enumerate(choices)
+            ]
+            return await _all(runs)
         finally:
             await queue.put(None)
 
     task = asyncio.ensure_future(_run_watched(request, work()))
-    try:
-        yield _sse(writer.start())
-        while (event := await queue.get()) is not None:
-            yield _sse(writer.event(event))
-        completion = await task
-    except asyncio.CancelledError:
-        raise
-    except Exception as error:
-        log.exception("streamed request %s failed", request_id)
-        yield _sse(from_exception(error).body())
+    first = await queue.get()
+    if first is None:  # ended before its first event: it may have failed
+        await asyncio.wait({task})
+        if not task.cancelled() and (error := task.exception()) is not None:
+            return _error_response(from_exception(error))
+
+    async def chunks() -> AsyncIterator[bytes]:
+        item = first
+        try:
+            for index in range(len(choices)):
+                yield _sse(writer.start(index))
+            while item is not None:
+                yield _sse(writer.event(item[1], item[0]))
+                item = await queue.get()
+            completions = await task
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            mapped = from_exception(error)
+            if mapped.status >= 500:
+                log.exception("streamed request %s failed", request_id)
+            yield _sse(mapped.body())
+            yield b"data: [DONE]\n\n"
+            return
+        finally:
+            task.cancel()
+        for index, completion in enumerate(completions):
+            yield _sse(writer.finish(completion, index))
+        if chat.include_usage:
+            yield _sse(writer.usage(completions))
         yield b"data: [DONE]\n\n"
-        return
-    finally:
-        task.cancel()
-    yield _sse(writer.finish(completion))
-    if chat.include_usage:
-        yield _sse(writer.usage(completion))
-    yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(
+        chunks(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
 
 
 async def models(request: Request) -> JSONResponse:
@@ -180,16 +235,28 @@ async def ready(request: Request) -> Response:
         return _error_response(
             NotReady(f"the tool sidecar at {state.sidecar_url} is not connected")
         )
-    return JSONResponse({"status": "ready"})
+    # Tools whose sandbox cannot be set up on this host are not served (docs/security.md).
+    try:
+        async with _sidecar_client(state.sidecar_url) as client:
+            sidecar = (await client.get("/readyz", timeout=2.0)).json()
+    except (httpx.HTTPError, ValueError) as error:
+        return _error_response(NotReady(f"the tool sidecar's /readyz failed: {error!r}"))
+    unavailable = sidecar.get("unavailable") or {}
+    if not sidecar.get("ready"):
+        return _error_response(NotReady(f"the tool sidecar is not ready: {unavailable}"))
+    return JSONResponse({"status": "ready", "unavailable_tools": unavailable})
+
+
+def _sidecar_client(url: str) -> httpx.AsyncClient:
+    if url.startswith("unix:"):
+        transport = httpx.AsyncHTTPTransport(uds=url[len("unix:") :])
+        return httpx.AsyncClient(transport=transport, base_url="http://sidecar")
+    return httpx.AsyncClient(base_url=url, trust_env=False)
 
 
 async def _sidecar_metrics(url: str) -> bytes:
     """The sidecar's own metrics: in a pod it listens on localhost only, so we re-serve them."""
-    if url.startswith("unix:"):
-        transport = httpx.AsyncHTTPTransport(uds=url[len("unix:") :])
-        client = httpx.AsyncClient(transport=transport, base_url="http://sidecar")
-    else:
-        client = httpx.AsyncClient(base_url=url, trust_env=False)
+    client = _sidecar_client(url)
     try:
         async with client:
             response = await client.get("/metrics", timeout=2.0)
@@ -206,6 +273,22 @@ async def metrics(request: Request) -> Response:
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    where = f"{request.method} {request.url.path}"
+    if error.status_code == 404:
+        mapped: ConveyorError = NotFound(f"no such path: {where}")
+    else:
+        mapped = HttpError(error.status_code, f"{error.detail}: {where}")
+    return JSONResponse(mapped.body(), status_code=mapped.status, headers=error.headers)
+
+
+async def _internal_error(request: Request, error: Exception) -> Response:
+    log.error("unhandled error on %s", request.url.path, exc_info=error)
+    mapped = from_exception(error)
+    return JSONResponse(mapped.body(), status_code=mapped.status)
+
+
 def build_app(state: ServerState, lifespan: Callable[..., Any] | None = None) -> Starlette:
     app = Starlette(
         routes=[
@@ -216,6 +299,7 @@ def build_app(state: ServerState, lifespan: Callable[..., Any] | None = None) ->
             Route("/metrics", metrics),
         ],
         lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error, Exception: _internal_error},
     )
     app.state.conveyor = state
     return app

@@ -31,6 +31,8 @@ class ToolSource(Protocol):
 
     def __contains__(self, name: object) -> bool: ...
 
+    def names(self) -> list[str]: ...
+
 
 @dataclass(slots=True)
 class Tool:

@@ -126,10 +126,11 @@ class Invocation:
             self._future.set_result(outcome)
 
 
-def _lost(cause: object) -> Outcome:
+def _lost(cause: object, note: str = "") -> Outcome:
     return Outcome(
         "error",
-        f"connection to the tool sidecar was lost ({cause}); the invocation did not complete",
+        f"connection to the tool sidecar was lost ({cause}); the invocation did not complete"
+        + (f"; {note}" if note else ""),
         True,
         reason=Reason.CONNECTION_LOST,
     )
@@ -174,8 +175,12 @@ class SidecarClient:
         backoff_initial: float = 0.05,
         backoff_max: float = 2.0,
         max_frame_bytes: int = 16 << 20,
+        lost_note: str = "",
     ) -> None:
         self.url = url.rstrip("/")
+        # Added to the outcome of invocations cut off by a lost connection: what the owner of the
+        # sidecar knows about it (e.g. that it restarts it).
+        self.lost_note = lost_note
         self.connect_timeout = connect_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -266,7 +271,7 @@ class SidecarClient:
                 lost = [i for i in self._inflight.values() if i._ws is ws]
                 for inv in lost:
                     self._inflight.pop(inv.id, None)
-                    inv._resolve(_lost(cause))
+                    inv._resolve(_lost(cause, self.lost_note))
                 with contextlib.suppress(Exception):
                     await ws.close()
 
@@ -291,8 +296,13 @@ class SidecarClient:
 
     # -- the API -------------------------------------------------------------------------------
 
-    async def open(self, tool: str, session: str | None = None) -> Invocation:
-        """Start an invocation of ``tool`` (the sidecar takes a warm worker and calls start)."""
+    async def open(
+        self, tool: str, session: str | None = None, allow: list[str] | None = None
+    ) -> Invocation:
+        """Start an invocation of ``tool`` (the sidecar takes a warm worker and calls start).
+
+        ``allow``: the tools this one may call in turn (a plan's steps); None: every enabled one.
+        """
         ws = self._ws if self._connected.is_set() else None
         if ws is None:
             if self._runner is None:
@@ -300,7 +310,7 @@ class SidecarClient:
             ws = await self._wait_connected()
         inv = Invocation(self, f"{self._prefix}-{next(self._ids)}", tool, ws)
         self._inflight[inv.id] = inv
-        await inv._send(Open(inv.id, tool, session))
+        await inv._send(Open(inv.id, tool, session, None if allow is None else tuple(allow)))
         if inv.done:
             self._inflight.pop(inv.id, None)
         return inv

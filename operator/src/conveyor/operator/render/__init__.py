@@ -7,7 +7,8 @@ from typing import Any
 
 from conveyor.operator.render._meta import MANAGED_BY, ConveyorService
 from conveyor.operator.render.deployment import deployment
-from conveyor.operator.render.network import service, service_monitor
+from conveyor.operator.render.images import Images
+from conveyor.operator.render.network import network_policy, service, service_monitor
 from conveyor.operator.render.scaling import horizontal_pod_autoscaler, pod_disruption_budget
 from conveyor.operator.render.tools_config import checksum, config_map
 
@@ -28,24 +29,33 @@ CHILD_KINDS = [
     ChildKind("monitoring.coreos.com/v1", "ServiceMonitor", "servicemonitors"),
     ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
+    ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
 ]
 
 
-def render(obj: dict[str, Any], *, service_monitors: bool = False) -> list[dict[str, Any]]:
+def render(
+    obj: dict[str, Any], *, images: Images | None = None, service_monitors: bool = False
+) -> list[dict[str, Any]]:
     """The children a ConveyorService should have, in apply order.
 
-    `service_monitors` says whether the cluster serves monitoring.coreos.com (only the operator
-    can find out); without it no ServiceMonitor is rendered even when the spec asks for one.
+    `images` are the operator's default images (its configuration; `Images.local()` when not
+    given). `service_monitors` says whether the cluster serves monitoring.coreos.com (only the
+    operator can find out); without it no ServiceMonitor is rendered even when the spec asks.
     """
     svc = ConveyorService.from_object(obj)
     cm = config_map(svc)
-    children = [cm, deployment(svc, checksum(cm)), service(svc)]
+    children = [cm, deployment(svc, checksum(cm), images or Images.local()), service(svc)]
     if service_monitors and svc.spec.metrics.service_monitor:
         children.append(service_monitor(svc))
-    for optional in (horizontal_pod_autoscaler(svc), pod_disruption_budget(svc)):
+    optional_children = (
+        horizontal_pod_autoscaler(svc),
+        pod_disruption_budget(svc),
+        network_policy(svc),
+    )
+    for optional in optional_children:
         if optional is not None:
             children.append(optional)
     return children
 
 
-__all__ = ["CHILD_KINDS", "MANAGED_BY", "ChildKind", "ConveyorService", "render"]
+__all__ = ["CHILD_KINDS", "MANAGED_BY", "ChildKind", "ConveyorService", "Images", "render"]

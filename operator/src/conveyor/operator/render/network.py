@@ -1,4 +1,5 @@
-"""The Service in front of the runtime pods, and the ServiceMonitor that scrapes them."""
+"""The Service in front of the runtime pods, the NetworkPolicy in front of the pods, and the
+ServiceMonitor that scrapes them."""
 
 from __future__ import annotations
 
@@ -35,5 +36,26 @@ def service_monitor(svc: ConveyorService) -> dict[str, Any]:
             "endpoints": [
                 {"port": "metrics", "path": "/metrics", "interval": svc.spec.metrics.interval}
             ],
+        },
+    }
+
+
+def network_policy(svc: ConveyorService) -> dict[str, Any] | None:
+    """Ingress to the runtime's port only: the sidecar (which runs model-written code) listens on
+    127.0.0.1 anyway, and no other port of the pod is anyone's business."""
+    policy = svc.spec.network_policy
+    if not policy.enabled:
+        return None
+    rule: dict[str, Any] = {"ports": [{"port": HTTP_PORT, "protocol": "TCP"}]}
+    if policy.ingress_from:
+        rule["from"] = [dict(peer) for peer in policy.ingress_from]
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": svc.metadata(svc.name, "runtime"),
+        "spec": {
+            "podSelector": {"matchLabels": svc.selector_labels()},
+            "policyTypes": ["Ingress"],
+            "ingress": [rule],
         },
     }

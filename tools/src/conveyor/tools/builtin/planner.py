@@ -3,6 +3,11 @@
 A step starts its tool (the warm-up) the moment its line is complete, waits only for the
 steps it references, then feeds its arguments through the tool's own segmenter. Independent
 steps run in parallel. Config: ``tools`` maps a tool name to the config of its instances.
+
+In the sidecar a step is not run in the planner's process: the registry it is given there
+(:mod:`conveyor.tools.sidecar.step_registry`) holds only the tools the request allows and the
+server enables, and runs each step as an invocation of that tool, with its own limits, network
+setting and config.
 """
 
 from __future__ import annotations
@@ -77,7 +82,9 @@ class PlannerTool(Tool):
         if step.id in self._steps:
             return Reject(f"step ${step.id} is defined twice")
         if step.tool == self.name or step.tool not in self._registry:
-            return Reject(f"step ${step.id}: unknown tool {step.tool!r}")
+            # In the sidecar the registry holds only what the request allows and the server enables.
+            names = ", ".join(n for n in self._registry.names() if n != self.name) or "none"
+            return Reject(f"step ${step.id}: unknown tool {step.tool!r} for this plan ({names})")
         missing = [d for d in step.deps if d not in self._steps]
         if missing:
             return Reject(f"step ${step.id} uses ${missing[0]}, which is not defined before it")

@@ -25,6 +25,7 @@ class Reason(StrEnum):
     OVERLOADED = "overloaded"
     SESSION = "session"
     INTERNAL = "internal"
+    UNAVAILABLE = "unavailable"  # the tool's sandbox cannot be set up on this host
     # Set by the client, never sent: the websocket to the sidecar went away.
     CONNECTION_LOST = "connection lost"
     # A worker's exit with no invocation to answer: never sent.

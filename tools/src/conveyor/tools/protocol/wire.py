@@ -46,11 +46,14 @@ class Open:
     id: str
     tool: str
     session: str | None = None
+    allow: tuple[str, ...] | None = None  # tools it may call in turn; None: every enabled one
 
     def to_wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.TYPE, "id": self.id, "tool": self.tool}
         if self.session is not None:
             out["session"] = self.session
+        if self.allow is not None:
+            out["allow"] = list(self.allow)
         return out
 
 
@@ -200,7 +203,12 @@ def decode_client_frame(text: str | bytes, max_bytes: int) -> ClientFrame:
             raise ProtocolError("malformed open frame: 'tool' must be a string", raw_id)
         if session is not None and (not isinstance(session, str) or not session):
             raise ProtocolError("malformed open frame: 'session' must be a string", raw_id)
-        return Open(raw_id, tool, session)
+        allow = obj.get("allow")
+        if allow is not None and (
+            not isinstance(allow, list) or not all(isinstance(n, str) for n in allow)
+        ):
+            raise ProtocolError("malformed open frame: 'allow' must be a list of names", raw_id)
+        return Open(raw_id, tool, session, None if allow is None else tuple(allow))
     if kind == Finish.TYPE:
         return Finish(raw_id)
     if kind == Cancel.TYPE:

@@ -10,7 +10,7 @@ decodes those with the same types as the wire. A message that breaks these shape
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar, cast
 
 from conveyor.tools.protocol.reasons import Reason
@@ -27,6 +27,7 @@ class ResourceLimits:
     file_size_mb: int
     nproc: int
     open_files: int
+    disk_mb: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,8 @@ class Boot:
     hide_paths: list[str]
     validated: list[str]  # tools wrapped in validated() by tools.yaml
     limits: ResourceLimits
+    isolation: str = "namespaces"  # or "none" (local development only): see docs/security.md
+    expose: list[str] = field(default_factory=list)  # shown read-only in the sandbox
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": self.TYPE, **asdict(self)}
@@ -68,6 +71,21 @@ class StartCall:
     session: bool
     opened: float
     limits: CallLimits
+    steps: list[str] = field(default_factory=list)  # the tools it may call (plan steps)
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, **asdict(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """The answer to a plan step the worker's tool asked for (a :class:`StepCall`)."""
+
+    TYPE: ClassVar[str] = "step_result"
+    step: int
+    content: str
+    is_error: bool
+    data: dict[str, Any] | None
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": self.TYPE, **asdict(self)}
@@ -82,7 +100,7 @@ class CancelCall:
         return {"type": self.TYPE, "id": self.id}
 
 
-ToWorker = Boot | StartCall | CancelCall | UnitFrame | Finish
+ToWorker = Boot | StartCall | CancelCall | UnitFrame | Finish | StepResult
 
 
 # -- worker → sidecar ----------------------------------------------------------------------------
@@ -146,7 +164,38 @@ class Cancelled:
         return {"type": self.TYPE}
 
 
-FromWorker = Ready | CallResult | CallReject | CallError | Cancelled
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """Instead of ``ready``: the sandbox the boot asked for cannot be set up here, and why."""
+
+    TYPE: ClassVar[str] = "refused"
+    reason: str
+
+    def to_wire(self) -> dict[str, Any]:
+        return {"type": self.TYPE, "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class StepCall:
+    """The worker's tool calls another tool: ``step_open`` (with ``tool``), ``step_unit`` (with
+    ``unit``), ``step_finish`` or ``step_cancel`` for its step ``step``."""
+
+    TYPES: ClassVar[tuple[str, ...]] = ("step_open", "step_unit", "step_finish", "step_cancel")
+    type: str
+    step: int
+    tool: str = ""
+    unit: dict[str, Any] | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"type": self.type, "step": self.step}
+        if self.tool:
+            out["tool"] = self.tool
+        if self.unit is not None:
+            out["unit"] = self.unit
+        return out
+
+
+FromWorker = Ready | Refused | CallResult | CallReject | CallError | Cancelled | StepCall
 WorkerMessage = ToWorker | FromWorker
 
 
@@ -183,6 +232,15 @@ def decode_to_worker(payload: bytes) -> ToWorker:
             _get(obj, "session", bool),
             float(_get(obj, "opened", (int, float))),
             CallLimits(**_get(obj, "limits", dict)),
+            [str(n) for n in obj.get("steps") or []],
+        )
+    if kind == StepResult.TYPE:
+        data = obj.get("data")
+        return StepResult(
+            _get(obj, "step", int),
+            _get(obj, "content", str),
+            _get(obj, "is_error", bool),
+            data if isinstance(data, dict) else None,
         )
     if kind == CancelCall.TYPE:
         return CancelCall(_get(obj, "id", str))
@@ -194,6 +252,8 @@ def decode_to_worker(payload: bytes) -> ToWorker:
             list(_get(obj, "hide_paths", list)),
             list(_get(obj, "validated", list)),
             ResourceLimits(**_get(obj, "limits", dict)),
+            _get(obj, "isolation", str),
+            [str(p) for p in _get(obj, "expose", list)],
         )
     raise ValueError(f"unknown message type {kind!r}")
 
@@ -217,4 +277,10 @@ def decode_from_worker(payload: bytes) -> FromWorker:
         return Cancelled()
     if kind == Ready.TYPE:
         return Ready([str(a) for a in _get(obj, "applied", list)], _get(obj, "pid", int))
+    if kind == Refused.TYPE:
+        return Refused(_get(obj, "reason", str))
+    if kind in StepCall.TYPES:
+        unit = obj.get("unit")
+        step, tool = _get(obj, "step", int), str(obj.get("tool") or "")
+        return StepCall(kind, step, tool, unit if isinstance(unit, dict) else None)
     raise ValueError(f"unknown message type {kind!r}")

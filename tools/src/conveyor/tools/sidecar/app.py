@@ -27,8 +27,17 @@ def create_app(sidecar: Sidecar) -> Starlette:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
+        # Fail closed: a tool whose sandbox cannot be set up is listed with the reason.
+        unavailable = {
+            name: sidecar.pool.refused[tool.network]
+            for name, tool in sidecar.config.tools.items()
+            if tool.network in sidecar.pool.refused
+        }
+        # Not ready while any enabled tool cannot be served: the operator turns this into a
+        # Degraded condition with the reasons (docs/deploy.md, "Tool sandbox in the pod").
         body = {
-            "ready": sidecar.pool.is_warm() and not sidecar.draining,
+            "ready": sidecar.pool.is_warm() and not sidecar.draining and not unavailable,
+            "unavailable": unavailable,
             "draining": sidecar.draining,
             "protocol": PROTOCOL,
             "workers_ready": sum(len(r) for r in sidecar.pool.ready.values()),

@@ -30,8 +30,9 @@ class Limits:
     session_cpu_seconds: float = 120.0  # hard RLIMIT_CPU for a whole session
     memory_mb: int = 1024  # RLIMIT_AS: the worker's whole address space
     file_size_mb: int = 16  # RLIMIT_FSIZE
-    nproc: int = 32  # RLIMIT_NPROC (processes and threads of the worker's uid)
+    nproc: int = 32  # processes and threads of one call, all together
     open_files: int = 64  # RLIMIT_NOFILE
+    disk_mb: int = 64  # every writable place of one call together (/tmp, /dev/shm...)
     wall_seconds: float = 30.0  # from `finish` to the answer
     max_invocation_seconds: float = 600.0  # from `open` to the answer, whatever happens
     max_output_bytes: int = 1 << 20  # a larger result is truncated; a larger message kills
@@ -58,9 +59,13 @@ class PoolSettings:
 
 @dataclass(frozen=True, slots=True)
 class IsolationSettings:
+    """How workers are isolated; ``isolation: none`` in tools.yaml turns it off (local dev only)."""
+
+    sandbox: bool = True  # namespaces, private filesystem, totals per call (docs/security.md)
     drop_privileges: bool = True  # as root: every worker runs as its own uid
     uid_base: int = 61000
     hide_paths: tuple[str, ...] = ("/var/run/secrets", "/run/secrets")
+    expose_paths: tuple[str, ...] = ()  # shown read-only in the sandbox, besides the defaults
     workdir_root: str | None = None  # default: the system temp dir
 
 
@@ -164,7 +169,11 @@ def parse_config(raw: Any, known_tools: list[str], source: str | None = None) ->
         tools[name] = ToolSettings(name, dict(config), limits=tool_limits, **flags)
     if not tools:
         raise ConfigError("tools: every tool is disabled")
-    isolation = _fill(IsolationSettings, raw.get("isolation"), "isolation")
+    isolation_raw = raw.get("isolation")
+    if isolation_raw == "none" or isolation_raw is False:  # YAML reads a bare `none` as a string
+        isolation = IsolationSettings(sandbox=False)
+    else:
+        isolation = _fill(IsolationSettings, isolation_raw, "isolation")
     pool = _fill(PoolSettings, raw.get("pool"), "pool")
     if pool.warm_workers > pool.max_workers:
         raise ConfigError("pool.warm_workers: must not exceed pool.max_workers")

@@ -29,10 +29,12 @@ from conveyor.tools.protocol.worker import (
     Cancelled,
     FromWorker,
     StartCall,
+    StepCall,
 )
 from conveyor.tools.sidecar.config import ToolSettings
 from conveyor.tools.sidecar.metrics import SidecarMetrics
 from conveyor.tools.sidecar.process import WorkerExit, WorkerProcess
+from conveyor.tools.sidecar.sandbox import SandboxRefused
 
 CANCEL_GRACE = 0.5  # seconds a worker gets to run the tool's cancel() before it is killed
 
@@ -71,6 +73,16 @@ class WorkerSource(Protocol):
         ...
 
 
+class Steps(Protocol):
+    """The tools a job's tool may call in turn (plan steps): see :mod:`.step_bridge`."""
+
+    allowed: list[str]
+
+    def on_message(self, msg: StepCall) -> None: ...
+
+    def close(self) -> None: ...
+
+
 class Job:
     """One invocation on the sidecar (the client's ``Invocation`` on the other end)."""
 
@@ -98,6 +110,7 @@ class Job:
         self._opened = time.time()
         self._timers: list[asyncio.TimerHandle] = []
         self._waiting: asyncio.Task[None] | None = None
+        self.steps: Steps | None = None  # the tools its tool may call (plan steps)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -121,7 +134,11 @@ class Job:
 
     async def _wait_for_worker(self) -> None:
         t0 = time.perf_counter()
-        worker = await self._workers.acquire()
+        try:
+            worker = await self._workers.acquire()
+        except SandboxRefused as e:  # refused while we waited: fail closed
+            self.fail(f"unavailable: {e}", Reason.UNAVAILABLE)
+            return
         self._metrics.worker_wait_seconds.observe(time.perf_counter() - t0)
         if self.state is State.DONE:
             self._workers.release(worker, keep=True)  # unused: it was meant for this id
@@ -144,6 +161,7 @@ class Job:
                     session_cpu_seconds=limits.session_cpu_seconds,
                     max_output=limits.max_output_bytes,
                 ),
+                steps=self.steps.allowed if self.steps is not None else [],
             )
         )
         for raw in self._backlog:
@@ -215,6 +233,10 @@ class Job:
     # -- the worker ----------------------------------------------------------------------------
 
     def on_message(self, msg: FromWorker) -> None:
+        if isinstance(msg, StepCall):
+            if self.steps is not None and self.state is not State.DONE:
+                self.steps.on_message(msg)
+            return
         if self.state is State.DONE:
             if isinstance(msg, Cancelled):  # the tool has let go: the worker goes back now
                 self._drop_worker(keep=True)
@@ -262,6 +284,8 @@ class Job:
 
     def _end(self, frame: ServerFrame, outcome: str, finished: bool) -> None:
         self.advance(State.DONE)
+        if self.steps is not None:
+            self.steps.close()
         for timer in self._timers:
             timer.cancel()
         self._send(frame)

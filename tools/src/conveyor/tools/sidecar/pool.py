@@ -22,7 +22,14 @@ from collections import deque
 from typing import Any
 
 from conveyor.tools.protocol import Reason
-from conveyor.tools.protocol.worker import Boot, Ready, ResourceLimits, decode_from_worker
+from conveyor.tools.protocol.worker import (
+    Boot,
+    Ready,
+    Refused,
+    ResourceLimits,
+    decode_from_worker,
+)
+from conveyor.tools.sidecar import sandbox
 from conveyor.tools.sidecar.channel import pack_message
 from conveyor.tools.sidecar.config import SidecarConfig
 from conveyor.tools.sidecar.metrics import SidecarMetrics
@@ -77,16 +84,30 @@ class WorkerPool:
         }
         self.alive: set[WorkerProcess] = set()
         self.root_dir = ""
-        self.privileged = os.geteuid() == 0 and config.isolation.drop_privileges
         base = config.isolation.uid_base
-        self.free_uids = deque(range(base, base + 2 * config.pool.max_workers + 8))
+        uids = 2 * config.pool.max_workers + 8
+        self.privileged = (
+            os.geteuid() == 0
+            and (config.isolation.drop_privileges or config.isolation.sandbox)
+            and sandbox.has_uids(base, uids)
+        )
+        self.free_uids = deque(range(base, base + uids))
         self.applied: dict[str, list[str]] = {}  # profile → what its workers enforce
+        self.refused: dict[bool, str] = {}  # profile → why its sandbox cannot be set up
         self.warmed = False
         self.closing = False
         self.failures = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
+        if self.config.isolation.sandbox:
+            sandbox.protect()  # workers may share our uid: /proc/<us> must not show our secrets
+        else:
+            log.warning(
+                "isolation: none: tools run WITHOUT a sandbox (no namespaces, no private "
+                "filesystem, no per-call totals). For local development only; see "
+                "docs/security.md"
+            )
         if self.privileged:
             # Orphans of a worker (a fork bomb's children) become ours, so we can reap them.
             _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
@@ -99,6 +120,10 @@ class WorkerPool:
     def is_warm(self) -> bool:
         return self.warmed and not self.closing
 
+    def decided(self, profile: bool) -> bool:
+        """Whether ``profile`` has a ready worker or is refused: readiness can be told."""
+        return bool(self.ready[profile]) or profile in self.refused
+
     # -- taking workers ------------------------------------------------------------------------
 
     def take_nowait(self, network: bool) -> WorkerProcess | None:
@@ -109,6 +134,8 @@ class WorkerPool:
         return worker
 
     async def take(self, network: bool) -> WorkerProcess:
+        if network in self.refused:
+            raise sandbox.SandboxRefused(self.refused[network])
         worker = self.take_nowait(network)
         if worker is not None:
             return worker
@@ -133,7 +160,7 @@ class WorkerPool:
             worker.kill(RECYCLED)
 
     def _fill(self, network: bool) -> None:
-        if self.closing:
+        if self.closing or network in self.refused:
             return
         want = self.config.pool.warm_workers + len(self.waiters[network])
         while (
@@ -175,8 +202,22 @@ class WorkerPool:
                 worker.read_boot_answer(), self.config.pool.worker_start_timeout
             )
             msg = decode_from_worker(said) if said is not None else None
+            if isinstance(msg, Refused):
+                raise sandbox.SandboxRefused(msg.reason)
             if not isinstance(msg, Ready):
                 raise RuntimeError(f"worker did not start (said {msg!r})")
+        except sandbox.SandboxRefused as e:
+            # Fail closed: no tool of this profile is served, and readiness says why.
+            self.starting[network] -= 1
+            self.refused[network] = str(e)
+            log.error("tools with%s network are not served: %s", "" if network else "out", e)
+            for fut in self.waiters[network]:
+                if not fut.done():
+                    fut.set_exception(sandbox.SandboxRefused(str(e)))
+            self._check_warm()
+            if worker is not None and worker.pid:
+                worker.kill(START_FAILED)
+            return
         except Exception as e:
             self.starting[network] -= 1
             if self.closing:
@@ -216,9 +257,12 @@ class WorkerPool:
                 break
         else:
             self.ready[network].append(worker)
-        if not self.warmed and all(len(self.ready[p]) >= 1 for p in self.profiles):
-            self.warmed = True
+        self._check_warm()
         self._gauges()
+
+    def _check_warm(self) -> None:
+        if not self.warmed and all(self.decided(p) for p in self.profiles):
+            self.warmed = True
 
     def _make_workdir(self, uid: int) -> str:
         path = tempfile.mkdtemp(prefix="w-", dir=self.root_dir)
@@ -253,6 +297,11 @@ class WorkerPool:
             hide.append(self.config.source)
         return Boot(
             network=network,
+            isolation="namespaces" if self.config.isolation.sandbox else "none",
+            expose=[
+                *self.config.isolation.expose_paths,
+                *sandbox.config_paths([t.config for t in self.config.tools.values()]),
+            ],
             uid=uid,
             workdir=workdir,
             hide_paths=hide,
@@ -264,6 +313,7 @@ class WorkerPool:
                 file_size_mb=limits.file_size_mb,
                 nproc=limits.nproc,
                 open_files=limits.open_files,
+                disk_mb=limits.disk_mb,
             ),
         )
 

@@ -24,8 +24,10 @@ from conveyor.tools.protocol.worker import (
     CancelCall,
     FromWorker,
     StartCall,
+    StepResult,
     decode_from_worker,
 )
+from conveyor.tools.sidecar import sandbox_watch
 from conveyor.tools.sidecar.channel import MessageTooLarge, pack, pack_message, read_payload
 from conveyor.tools.sidecar.config import Limits
 
@@ -114,7 +116,7 @@ class WorkerProcess:
 
     # -- sending -------------------------------------------------------------------------------
 
-    def send(self, msg: StartCall | CancelCall | UnitFrame) -> None:
+    def send(self, msg: StartCall | CancelCall | UnitFrame | StepResult) -> None:
         self._write(pack_message(msg))
 
     def send_raw(self, payload: bytes) -> None:
@@ -194,6 +196,10 @@ class WorkerProcess:
         if self._kill_exit is not None:
             return self._kill_exit
         limits = self._limits
+        total = sandbox_watch.exit_reason(status, limits.memory_mb, limits.cpu_seconds)
+        if total is not None:  # the sandbox's supervisor ended the call over a total
+            reason = Reason.MEMORY_LIMIT if total.startswith("memory") else Reason.CPU_LIMIT
+            return WorkerExit(reason, total)
         cpu = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0
         rss = rusage.ru_maxrss * 1024 if rusage is not None else 0
         memory = WorkerExit(Reason.MEMORY_LIMIT, f"memory limit: reached {limits.memory_mb} MiB")

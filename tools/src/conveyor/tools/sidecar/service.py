@@ -25,6 +25,7 @@ from conveyor.tools.sidecar.metrics import SidecarMetrics
 from conveyor.tools.sidecar.pool import FreshWorkers, WorkerPool
 from conveyor.tools.sidecar.registry import tool_registry
 from conveyor.tools.sidecar.session import Session
+from conveyor.tools.sidecar.step_bridge import StepBridge, allowed_steps
 
 log = logging.getLogger("conveyor.tools.sidecar")
 
@@ -87,6 +88,9 @@ class Sidecar:
         tool = self.config.tools.get(frame.tool)
         if tool is None:
             return ErrorFrame(frame.id, f"unknown tool {frame.tool!r}", Reason.UNKNOWN_TOOL)
+        refused = self.pool.refused.get(tool.network)
+        if refused is not None:  # fail closed: its sandbox cannot be set up here
+            return ErrorFrame(frame.id, f"unavailable: {refused}", Reason.UNAVAILABLE)
         workers: WorkerSource = self._fresh[tool.network]
         if frame.session is not None and self.registry.keeps_session_state(tool.name):
             session = self._session(frame.session, tool)
@@ -109,6 +113,8 @@ class Sidecar:
             self.config.server.max_pending_bytes,
             done,
         )
+        steps = allowed_steps(frame.allow, self.config.tools, tool.name)
+        job.steps = StepBridge(job, steps, self.open_job)
         self.jobs.add(job)
         return job
 

@@ -36,11 +36,13 @@ from conveyor.tools.protocol.worker import (
     FromWorker,
     Ready,
     StartCall,
+    StepResult,
     ToWorker,
     decode_to_worker,
 )
 from conveyor.tools.sidecar import isolation
 from conveyor.tools.sidecar.channel import pack_message, read_payload
+from conveyor.tools.sidecar.step_registry import StepRegistry
 from conveyor.tools.units import unit_from_json
 
 # The sidecar's messages are bounded by its own frame limit; this only stops a runaway.
@@ -72,6 +74,7 @@ class Worker:
         self.writer = writer
         self.session_state: dict[str, Any] = {}
         self.calls = 0
+        self.steps: StepRegistry | None = None
         self._getter: asyncio.Future[ToWorker | None] | None = None
 
     def send(self, msg: FromWorker) -> None:
@@ -131,6 +134,10 @@ class Worker:
             if msg is None:
                 task.cancel()
                 return False
+            if isinstance(msg, StepResult):
+                if self.steps is not None:
+                    self.steps.on_result(msg)
+                continue
             if isinstance(msg, CancelCall):
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
@@ -151,6 +158,9 @@ class Worker:
         run: ToolRun | None = None
         try:
             tool = self.registry.create(start.tool, start.config)
+            # A tool that calls others (the planner) reaches only the allowed ones, via the sidecar.
+            self.steps = StepRegistry(self.registry, start.steps, self.send)
+            tool.use_registry(self.steps)
             if session:
                 tool.use_session(self.session_state)
             run = ToolRun(tool, start.opened, limits.max_output)
@@ -210,16 +220,9 @@ class Worker:
         self.send(CallResult(content, bool(result.is_error), data, run.timing(time.time())))
 
 
-async def _serve(fd: int) -> None:
+async def _serve(fd: int, boot: Boot, applied: list[str], workdir: str) -> None:
     sock = socket.socket(fileno=fd)
     reader, writer = await asyncio.open_unix_connection(sock=sock, limit=1 << 20)
-    payload = await read_payload(reader, MAX_INBOUND)
-    if payload is None:
-        return
-    boot = decode_to_worker(payload)
-    if not isinstance(boot, Boot):
-        raise ValueError(f"expected a boot message, got {boot!r}")
-    applied, workdir = isolation.enter_namespaces(boot.network, boot.workdir, boot.hide_paths)
     from conveyor.tools.sidecar.registry import tool_registry
 
     registry = tool_registry(boot.validated)  # imports every tool now
@@ -228,9 +231,6 @@ async def _serve(fd: int) -> None:
     if os.getpriority(os.PRIO_PROCESS, 0) > 0:
         with contextlib.suppress(PermissionError):  # only root may undo the boot niceness
             os.setpriority(os.PRIO_PROCESS, 0, 0)
-    parent = os.getppid()
-    applied += isolation.drop_privileges(boot.uid)
-    isolation.die_with_parent(parent)
     os.chdir(workdir)
     tempfile.tempdir = workdir
     applied += isolation.apply_rlimits(boot.limits)
@@ -246,8 +246,10 @@ async def _serve(fd: int) -> None:
 
 def main() -> None:
     fd = int(sys.argv[sys.argv.index("--fd") + 1])
+    boot = isolation.read_boot(fd)
+    applied, workdir = isolation.isolate(boot, fd)  # forks; returns in the sandboxed worker
     # Untrusted code may write to fds 1 and 2; they lead nowhere that matters (see the pool).
-    asyncio.run(_serve(fd))
+    asyncio.run(_serve(fd, boot, applied, workdir))
     os._exit(0)
 
 
