@@ -48,9 +48,20 @@ def add_bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out", default="bench-results", help="output directory (default bench-results/)"
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="instead: SmolLM2 writes its own code at temperature 0 on fixed prompts, partial "
+        "vs sequential; checks that both modes decode the same tokens (--reps, default 1)",
+    )
 
 
 def run(args: argparse.Namespace, model: str) -> None:
+    if args.live:
+        from conveyor.runtime.bench.live import run as run_live
+
+        run_live(args, model)
+        return
     from conveyor.runtime.bench import report
     from conveyor.runtime.bench.runner import run_bench
     from conveyor.runtime.bench.settings import settings_from_args
