@@ -47,6 +47,26 @@ def error_outcome(message: str, reason: str = "error") -> Outcome:
     return Outcome("error", message, True, reason=reason)
 
 
+def outcome_label(outcome: Outcome | None) -> str:
+    """``ok``, ``error``, ``rejected`` or ``cancelled`` (None: the call never ended)."""
+    if outcome is None or outcome.reason == "cancelled":
+        return "cancelled"
+    if outcome.kind == "reject":
+        return "rejected"
+    return "error" if outcome.is_error else "ok"
+
+
+def result_text(outcome: Outcome | None) -> str:
+    """What the model reads as a call's tool message (the benchmark's peer loop sends the same)."""
+    if outcome is None:
+        return "error: the tool call did not complete"
+    if outcome.kind == "reject":
+        return f"rejected: {outcome.content}"
+    if outcome.kind == "error":
+        return f"error: {outcome.content}"
+    return outcome.content
+
+
 @dataclass
 class Call:
     """A tool call as the model writes it."""
@@ -62,6 +82,8 @@ class Call:
     started_at: float = field(default_factory=time.time)  # when its name was parsed
     complete_at: float | None = None  # when the model finished writing it
     units: int = 0
+    # When each unit was complete (the engine delta's arrival) and the turn's tokens by then.
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
     held: list[Unit] = field(default_factory=list)  # sequential mode: units not yet sent
     invocation: Invocation | None = None
     outcome: Outcome | None = None
@@ -81,23 +103,11 @@ class Call:
 
     def outcome_label(self) -> str:
         """The ``outcome`` label of ``conveyor_tool_calls_total``."""
-        outcome = self.outcome
-        if outcome is None or outcome.reason == "cancelled":
-            return "cancelled"
-        if outcome.kind == "reject":
-            return "rejected"
-        return "error" if outcome.is_error else "ok"
+        return outcome_label(self.outcome)
 
     def result_text(self) -> str:
         """What the model reads as this call's tool message."""
-        outcome = self.outcome
-        if outcome is None:
-            return "error: the tool call did not complete"
-        if outcome.kind == "reject":
-            return f"rejected: {outcome.content}"
-        if outcome.kind == "error":
-            return f"error: {outcome.content}"
-        return outcome.content
+        return result_text(self.outcome)
 
     def as_openai(self) -> dict[str, Any]:
         """The call in an assistant message's ``tool_calls``."""
@@ -133,6 +143,11 @@ class Call:
         self.end(self._waiter.result())
         on_outcome(self)
 
+    def arrived(self, units: list[Unit], at: float, tokens: int) -> list[Unit]:
+        """Note when ``units`` were complete; returns them."""
+        self.arrivals += [(at, tokens)] * len(units)
+        return units
+
     async def send(self, units: list[Unit]) -> bool:
         """Forward units now (partial) or hold them (not opened yet); False on malformed input."""
         for unit in units:
@@ -165,6 +180,7 @@ class Call:
             "call_started": self.started_at,
             "call_complete": self.complete_at,
             "decode_end": decode_end,
+            "units": self.arrivals,
             "busy": self.busy().get("busy", []),
             "result_at": self.ended_at,
         }

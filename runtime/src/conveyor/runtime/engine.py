@@ -116,6 +116,20 @@ def sampling_params(
     )
 
 
+def replay_bias(tokenizer: Any) -> dict[int, float]:
+    """A logit bias that makes a forced text decode as its longest-match tokenization.
+
+    Structured outputs fix the characters, not the tokens: the model picks among every
+    tokenization of the text, and a random model picks differently for every prompt, so
+    the same replayed turn would cost a different number of decode steps in each system
+    compared. Biasing each token by its length makes the longest allowed token win, which is
+    close to how a trained model writes the text, and the same whatever the prompt. The
+    benchmark gives vLLM's own server the same bias through the API's ``logit_bias``.
+    """
+    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+    return {i: min(100.0, REPLAY_BIAS_PER_CHAR * len(t or "")) for i, t in enumerate(tokens)}
+
+
 @dataclass(frozen=True, slots=True)
 class Delta:
     """New text from one engine step."""
@@ -147,16 +161,7 @@ class Engine:
 
     @functools.cached_property
     def replay_bias(self) -> dict[int, float]:
-        """A logit bias that makes a forced text decode as its longest-match tokenization.
-
-        Structured outputs fix the characters, not the tokens: the model picks among every
-        tokenization of the text, and a random model picks differently for every prompt, so
-        the same replayed turn would cost a different number of decode steps in each system
-        compared. Biasing each token by its length makes the longest allowed token win, which is
-        close to how a trained model writes the text, and the same whatever the prompt.
-        """
-        tokens = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
-        return {i: min(100.0, REPLAY_BIAS_PER_CHAR * len(t or "")) for i, t in enumerate(tokens)}
+        return replay_bias(self.tokenizer)
 
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None

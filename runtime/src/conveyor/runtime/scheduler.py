@@ -77,6 +77,8 @@ class Timing:
     rounds: int = 0
     early_aborts: int = 0
     tokens_saved: int = 0
+    # Per round: decoding's start and end (server clock), its tokens, whether it was aborted.
+    round_log: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in vars(self).items()}
@@ -111,6 +113,7 @@ class Turn:
     rejected_by: Call | None = None
     decoding: bool = True
     decode: Interval = (0.0, 0.0)
+    last_delta_at: float = 0.0
 
 
 async def _ignore(_: Event) -> None:
@@ -167,6 +170,13 @@ class Scheduler:
             content.append(turn.content)
             decode_spans.append(turn.decode)
             timing.rounds += 1
+            timing.round_log.append(
+                {
+                    "decode": list(turn.decode),
+                    "tokens": turn.tokens,
+                    "aborted": turn.rejected_by is not None,
+                }
+            )
             timing.exposed_seconds += max(0.0, tools_done - turn.decode[1])
             for call in turn.calls.values():
                 busy.extend(busy_intervals(call.busy()))
@@ -184,7 +194,7 @@ class Scheduler:
             ]
             # What the client sees also says when each tool worked against the decode.
             shown = [_assistant_message(turn)] + [
-                {**message, "timing": call.timing(turn.decode[1])}
+                {**message, "outcome": call.outcome_label(), "timing": call.timing(turn.decode[1])}
                 for message, call in zip(tool_messages, _server_calls(turn), strict=True)
             ]
             if tool_messages:
@@ -234,14 +244,14 @@ class Scheduler:
             else _PlainText()
         )
         start = time.time()
-        end = start
+        end = turn.last_delta_at = start
         async with contextlib.aclosing(
             self.engine.stream(prompt_ids, params, turn.request_id)
         ) as deltas:
             async for delta in deltas:
                 turn.text += delta.text
                 turn.tokens += delta.tokens
-                end = delta.at
+                end = turn.last_delta_at = delta.at
                 if delta.finish_reason is not None:
                     turn.finish_reason = delta.finish_reason
                 for event in stream.feed(delta.text):
@@ -272,7 +282,8 @@ class Scheduler:
             if call.kind is CallKind.CLIENT:
                 await emit(ClientCallDelta(call.index, None, None, event.text))
             elif call.segmenter is not None:
-                await call.send(call.segmenter.feed(event.text))
+                units = call.segmenter.feed(event.text)
+                await call.send(call.arrived(units, turn.last_delta_at, turn.tokens))
         elif isinstance(event, CallFinished):
             await self._on_call_finished(plan, turn, event, emit)
         elif isinstance(event, ParseError):
@@ -301,7 +312,8 @@ class Scheduler:
             known = ", ".join(sorted(plan.hosted | plan.client_tools)) or "none"
             call.end(error_outcome(f"unknown tool {call.name!r} (available: {known})"))
         elif call.outcome is None and call.segmenter is not None:
-            if await call.send(call.segmenter.close()):
+            units = call.arrived(call.segmenter.close(), turn.last_delta_at, turn.tokens)
+            if await call.send(units):
                 if not call.opened and plan.mode is Mode.SEQUENTIAL:
                     await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
                     await call.release_held()

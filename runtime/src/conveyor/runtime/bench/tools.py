@@ -47,15 +47,6 @@ def units_of(spec: dict[str, Any], arguments_text: str) -> list[Unit]:
     return segmenter.feed(arguments_text) + segmenter.close()
 
 
-def result_text(outcome: Outcome) -> str:
-    """What the model reads as a tool message (the same wording as the runtime's)."""
-    if outcome.kind == "reject":
-        return f"rejected: {outcome.content}"
-    if outcome.kind == "error":
-        return f"error: {outcome.content}"
-    return outcome.content
-
-
 @dataclass
 class CallRun:
     outcome: Outcome
