@@ -8,7 +8,12 @@ from __future__ import annotations
 import pytest
 
 from conveyor.runtime.bench.arrivals import CallDurations, durations_from_busy
-from conveyor.runtime.bench.bound import abort_skipped, repetition_bound, shortest_decode
+from conveyor.runtime.bench.bound import (
+    abort_skipped,
+    repetition_bound,
+    seen_in_runs,
+    shortest_decode,
+)
 from conveyor.runtime.bench.ideal import Job, RoundTimeline, ideal_latency, round_bound
 from conveyor.runtime.bench.systems import CallRecord, RoundRecord, RunRecord
 from conveyor.runtime.bench.workloads import parse_workload
@@ -123,10 +128,14 @@ def test_the_worked_example_of_docs_benchmark_md() -> None:
 
 def test_an_aborted_round_does_not_set_the_decode_and_the_skip_is_counted_in_tokens() -> None:
     calc = CallRecord("calculator", "rejected", 0.01, [(0.1, 20)], 0.12)
-    sequential = _run(1.5, [RoundRecord(1.0, 100, calls=[calc]), RoundRecord(0.2, 10)])
+    # Sequential aborts too (after the whole call), the peer decodes the whole turn.
+    sequential = _run(0.6, [RoundRecord(0.3, 30, True, calls=[calc]), RoundRecord(0.2, 10)])
     partial = _run(0.5, [RoundRecord(0.25, 25, aborted=True), RoundRecord(0.2, 10)])
-    runs = {"conveyor-sequential": sequential, "conveyor-partial": partial}
+    peer = _run(1.5, [RoundRecord(1.0, 100), RoundRecord(0.3, 10)])
+    runs = {"conveyor-sequential": sequential, "conveyor-partial": partial, "peer": peer}
     assert shortest_decode(runs, 2) == [1.0, 0.2]
+    both = {"conveyor-sequential": sequential, "conveyor-partial": partial}
+    assert shortest_decode(both, 2) == [0.25, 0.2]  # no whole run: the shortest that ran
     durations = [[CallDurations(0.0, (0.01,), 0.0, rejected_at=0)], []]
     workload = parse_workload(
         {
@@ -137,11 +146,13 @@ def test_an_aborted_round_does_not_set_the_decode_and_the_skip_is_counted_in_tok
         "v.yaml",
     )  # fmt: skip
     # 100 tokens in all, 20 of them by the rejected field: partial left 75 of the 80 undecoded.
-    assert abort_skipped(workload, sequential, partial, durations) == pytest.approx(75 / 80)
+    assert abort_skipped(sequential, partial, durations, [100, 10]) == pytest.approx(75 / 80)
     specs = {s["function"]["name"]: s for s in default_registry().specs()}
     bound = repetition_bound(workload, sequential, [1.0, 0.2], durations, specs)
     assert bound.rounds[0].decode_end == pytest.approx(1.0)
-    assert bound.latency == pytest.approx(0.11 + 0.2)  # decoding stops when the reject lands
+    # Scaled by at most 1: the field arrives at 0.1 s, the reject lands 0.01 s later.
+    assert bound.latency == pytest.approx(0.11 + 0.2)
+    assert all(bound.latency <= run.latency for run in runs.values())
 
 
 def test_a_server_report_that_does_not_match_the_segmenter_is_an_error() -> None:
@@ -151,3 +162,14 @@ def test_a_server_report_that_does_not_match_the_segmenter_is_an_error() -> None
     durations = [[CallDurations(0.01, (0.8,), 0.0)], []]
     with pytest.raises(ValueError, match="unit"):
         repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs)
+
+
+def test_tool_times_are_the_least_seen_alone_or_in_the_repetition() -> None:
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    # Alone, the warm-up was slow (a busy moment); the partial run of the repetition saw it fast.
+    alone = [[CallDurations(0.45, (0.8,), 0.0)], []]
+    busy = [(10.0, 10.05), (10.2, 10.2), (10.3, 10.9)]  # start, query, finish (result ready)
+    search = CallRecord("search", "ok", 0.05, [(0.3, 20)], 0.35, busy)
+    runs = {"conveyor-partial": _run(1.7, [RoundRecord(0.9, 60, calls=[search])])}
+    (row, _) = seen_in_runs(SEARCH_THEN_TEXT, alone, runs, specs)
+    assert row[0].start == pytest.approx(0.05) and row[0].units == pytest.approx((0.7,))

@@ -27,7 +27,7 @@ from conveyor.runtime.bench.arrivals import (
 )
 from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency
 from conveyor.runtime.bench.systems import RunRecord
-from conveyor.runtime.bench.tools import run_call
+from conveyor.runtime.bench.tools import run_call, units_of
 from conveyor.runtime.bench.workloads import Workload
 from conveyor.tools import default_registry
 from conveyor.tools.builtin.planner import _arguments as step_arguments
@@ -58,7 +58,7 @@ async def _call_alone(
     return CallDurations(durations.start, tuple(times), 0.0)
 
 
-def _least(runs: list[CallDurations]) -> CallDurations:
+def least(runs: list[CallDurations]) -> CallDurations:
     """The least each part has been seen to take: a lower bound wants the fastest run."""
     return CallDurations(
         min(r.start for r in runs),
@@ -78,7 +78,7 @@ async def tools_alone(
         for call in round_.calls:
             arguments = json.dumps(call.arguments, ensure_ascii=False)
             row.append(
-                _least(
+                least(
                     [await _call_alone(sidecar, specs, call.name, arguments) for _ in range(reps)]
                 )
             )
@@ -117,17 +117,48 @@ class Bound:
         }
 
 
+def seen_in_runs(
+    workload: Workload,
+    alone: Sequence[Sequence[CallDurations]],
+    runs: Mapping[str, RunRecord],
+    specs: dict[str, dict[str, Any]],
+) -> list[list[CallDurations]]:
+    """Per call, the least of its time alone and what the sidecar measured in ``runs``.
+
+    Every run of a repetition ran the same tool work; the least time any of them saw is still
+    a time the work took. (Plan steps run inside the planner: only their time alone is known.)
+    """
+    out = []
+    for r, round_ in enumerate(workload.rounds):
+        row = []
+        for c, call in enumerate(round_.calls):
+            seen = [alone[r][c]]
+            units = units_of(specs[call.name], json.dumps(call.arguments, ensure_ascii=False))
+            if not any(isinstance(u, Step) for u in units):
+                for run in runs.values():
+                    if r < len(run.round_log) and c < len(run.round_log[r].calls):
+                        reported = run.round_log[r].calls[c]
+                        rejected = reported.outcome == "rejected"
+                        if reported.busy and rejected == (alone[r][c].rejected_at is not None):
+                            seen.append(
+                                durations_from_busy(call.name, units, reported.busy, rejected)
+                            )
+            row.append(least(seen))
+        out.append(row)
+    return out
+
+
 def shortest_decode(runs: Mapping[str, RunRecord], rounds: int) -> list[float]:
-    """Per round, the shortest decode among the runs that decoded that round whole."""
+    """Per round, the shortest decode among the runs that decoded that round whole.
+
+    A round that every run cut short with an early abort takes the shortest of those.
+    """
     out = []
     for r in range(rounds):
-        whole = [
-            run.round_log[r].decode
-            for run in runs.values()
-            if r < len(run.round_log) and not run.round_log[r].aborted
-        ]
+        logs = [run.round_log[r] for run in runs.values() if r < len(run.round_log)]
+        whole = [log.decode for log in logs if not log.aborted] or [log.decode for log in logs]
         if not whole:
-            raise ValueError(f"round {r}: no run decoded it whole")
+            raise ValueError(f"round {r}: no run decoded it")
         out.append(min(whole))
     return out
 
@@ -151,15 +182,16 @@ def repetition_bound(
 
 
 def abort_skipped(
-    workload: Workload,
     sequential: RunRecord,
     partial: RunRecord,
     durations: Sequence[Sequence[CallDurations]],
+    planned: Sequence[int | None],
 ) -> float | None:
     """Share of the tokens left after the rejected unit that partial's early abort skipped.
 
-    The sequential run decodes the whole round and says how many tokens the turn had when the
-    rejected unit was complete; the partial run's tokens say where its decoding stopped.
+    ``planned`` gives each round's tokens decoded whole (``tokens.agreement``); the sequential
+    run says how many the turn had when the rejected unit was complete, and the partial run's
+    tokens say where its decoding stopped.
     """
     for r, row in enumerate(durations):
         for c, times in enumerate(row):
@@ -167,7 +199,9 @@ def abort_skipped(
                 continue
             if not partial.round_log[r].aborted:
                 return 0.0
-            whole = sequential.round_log[r].tokens
+            whole = planned[r]
+            if whole is None:
+                return None
             at_reject = sequential.round_log[r].calls[c].units[times.rejected_at][1]
             left = whole - at_reject
             return (whole - partial.round_log[r].tokens) / left if left > 0 else None

@@ -28,6 +28,7 @@ from conveyor.runtime.bench.arrivals import CallDurations
 from conveyor.runtime.bench.bound import (
     abort_skipped,
     repetition_bound,
+    seen_in_runs,
     shortest_decode,
     tools_alone,
 )
@@ -58,6 +59,8 @@ class WorkloadResult:
     bound_errors: list[str] = field(default_factory=list)
     abort_skipped: list[float] = field(default_factory=list)
     tokens: dict[str, Any] = field(default_factory=dict)
+    # Per repetition: the tool times its bound used (None: no bound).
+    durations: list[list[list[CallDurations]] | None] = field(default_factory=list)
 
 
 def _failed(error: BaseException) -> RunRecord:
@@ -74,38 +77,34 @@ async def _once(run: Runner, workload: Workload) -> RunRecord:
 def _repetition_bound(
     workload: Workload,
     rep: dict[str, RunRecord],
-    durations: list[list[CallDurations]] | None,
+    alone: list[list[CallDurations]] | None,
     specs: dict[str, dict[str, Any]],
     result: WorkloadResult,
 ) -> None:
     """The ideal of one repetition from its own runs; a system faster than it is an error."""
-    sequential = rep.get(SEQUENTIAL)
-    if sequential is None or durations is None:
+    if SEQUENTIAL not in rep or alone is None:
         return
     ok = {name: run for name, run in rep.items() if run.error is None}
+    index = len(result.bounds)
+    result.bounds.append(None)
+    result.durations.append(None)
     if SEQUENTIAL not in ok:
-        result.bounds.append(None)
         return
     try:
-        bound = repetition_bound(
-            workload, sequential, shortest_decode(ok, len(workload.rounds)), durations, specs
-        )
+        durations = seen_in_runs(workload, alone, ok, specs)
+        decode = shortest_decode(ok, len(workload.rounds))
+        bound = repetition_bound(workload, ok[SEQUENTIAL], decode, durations, specs)
     except ValueError as error:
-        result.bounds.append(None)
-        result.bound_errors.append(f"rep {len(result.bounds) - 1}: {error}")
+        result.bound_errors.append(f"rep {index}: {error}")
         return
-    result.bounds.append(bound.as_dict())
+    result.bounds[index] = bound.as_dict()
+    result.durations[index] = durations
     for name, run in ok.items():
         if run.latency < bound.latency:
             result.bound_errors.append(
-                f"rep {len(result.bounds) - 1}: {name} took {run.latency:.3f} s, "
+                f"rep {index}: {name} took {run.latency:.3f} s, "
                 f"below the ideal {bound.latency:.3f} s"
             )
-    partial = ok.get(PARTIAL)
-    if partial is not None:
-        skipped = abort_skipped(workload, sequential, partial, durations)
-        if skipped is not None:
-            result.abort_skipped.append(skipped)
 
 
 async def measure_workload(
@@ -141,7 +140,15 @@ async def measure_workload(
         ]
         for name, runs in result.runs.items()
     }
-    result.tokens = agreement(counts, len(workload.rounds)).as_dict()
+    tokens = agreement(counts, len(workload.rounds))
+    result.tokens = tokens.as_dict()
+    if {SEQUENTIAL, PARTIAL} <= set(result.runs):
+        reps = zip(result.runs[SEQUENTIAL], result.runs[PARTIAL], result.durations, strict=False)
+        for sequential, partial, seen in reps:
+            if seen is not None and partial.error is None:
+                skipped = abort_skipped(sequential, partial, seen, tokens.planned)
+                if skipped is not None:
+                    result.abort_skipped.append(skipped)
     return result
 
 

@@ -41,6 +41,7 @@ class CallRecord:
     started: float | None = None  # its name was parsed
     units: list[tuple[float, int]] = field(default_factory=list)  # complete at, tokens by then
     complete: float | None = None  # the whole call was written
+    busy: list[tuple[float, float]] = field(default_factory=list)  # the sidecar's timing.busy
 
 
 @dataclass
@@ -127,6 +128,7 @@ def _conveyor_rounds(
                 timing["call_started"] - start,
                 [(at - start, tokens) for at, tokens in timing.get("units", [])],
                 None if complete is None else complete - start,
+                [(float(a), float(b)) for a, b in timing.get("busy", [])],
             )
         )
     return rounds, outcomes
@@ -247,8 +249,8 @@ class ClientLoopSystem:
                 busy += run.busy
             outcomes.append([(outcome_label(r.outcome), result_text(r.outcome)) for r in runs])
             rounds[-1].calls = [
-                CallRecord(c.function.name, o)
-                for c, (o, _) in zip(calls, outcomes[-1], strict=True)
+                CallRecord(c.function.name, o, busy=r.busy)
+                for c, (o, _), r in zip(calls, outcomes[-1], runs, strict=True)
             ]
             messages.append(message.model_dump(exclude_none=True))
             messages += [
