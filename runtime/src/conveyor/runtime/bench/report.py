@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
@@ -143,23 +142,6 @@ def machine(pinning: Pinning) -> dict[str, Any]:
     }
 
 
-def commit() -> str | None:
-    """The commit of the checkout this package runs from (``+dirty`` with local changes)."""
-    here = Path(__file__).parent
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(here), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-        dirty = subprocess.run(
-            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
-    except (OSError, subprocess.SubprocessError):
-        return None  # an installed package, not a checkout
-    return head + ("+dirty" if dirty else "")
-
-
 def assemble(settings: Settings, measured: Measured) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     for w in settings.workloads:
@@ -183,7 +165,7 @@ def assemble(settings: Settings, measured: Measured) -> dict[str, Any]:
             "derived": derived(w, result),
         }
     return {
-        "commit": commit(),
+        "commit": settings.commit,
         "command": settings.command,
         "machine": machine(measured.pinning),
         "settings": {

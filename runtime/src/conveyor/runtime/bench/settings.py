@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,8 +36,24 @@ class Settings:
     rows: int
     seed: int
     command: str = ""
+    commit: str | None = None  # of the checkout measured, taken when the run starts
     load: LoadSettings | None = None
     notes: list[str] = field(default_factory=list)  # said under the table (e.g. replaced names)
+
+
+def checkout_commit() -> str | None:
+    """The commit of the checkout this package runs from (``+dirty`` with local changes)."""
+    here = str(Path(__file__).parent)
+    try:
+        head, dirty = (
+            subprocess.run(
+                ["git", "-C", here, *args], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+            for args in (["rev-parse", "--short", "HEAD"], ["status", "--porcelain", "-uno"])
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # an installed package, not a checkout
+    return head + ("+dirty" if dirty else "")
 
 
 def _floats(text: str, flag: str) -> list[float]:
@@ -84,6 +101,7 @@ def settings_from_args(args: argparse.Namespace, model: str, command: str = "") 
         rows=args.rows,
         seed=args.seed,
         command=command,
+        commit=checkout_commit(),
         load=load,
         notes=notes,
     )
