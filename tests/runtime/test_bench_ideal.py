@@ -173,3 +173,16 @@ def test_tool_times_are_the_least_seen_alone_or_in_the_repetition() -> None:
     runs = {"conveyor-partial": _run(1.7, [RoundRecord(0.9, 60, calls=[search])])}
     (row, _) = seen_in_runs(SEARCH_THEN_TEXT, alone, runs, specs)
     assert row[0].start == pytest.approx(0.05) and row[0].units == pytest.approx((0.7,))
+
+
+def test_a_unit_counts_from_the_earliest_run_that_saw_it() -> None:
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    search = CallRecord("search", "ok", 0.05, [(0.30, 20)], 0.35)
+    faster = CallRecord("search", "ok", 0.04, [(0.20, 20)], 0.25)  # partial decoded faster here
+    sequential = _run(2.4, [RoundRecord(1.0, 60, calls=[search]), RoundRecord(0.5, 20)])
+    partial = _run(1.6, [RoundRecord(1.0, 60, calls=[faster]), RoundRecord(0.5, 20)])
+    durations = [[CallDurations(0.0, (0.8,), 0.0)], []]
+    alone = repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs)
+    both = repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs, [partial])
+    assert alone.latency == pytest.approx(0.30 + 0.8 + 0.5)
+    assert both.latency == pytest.approx(0.20 + 0.8 + 0.5) and both.latency <= partial.latency

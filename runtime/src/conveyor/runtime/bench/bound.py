@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.runtime.bench.arrivals import (
+    CallArrivals,
     CallDurations,
     call_arrivals,
     durations_from_busy,
@@ -28,7 +29,7 @@ from conveyor.runtime.bench.arrivals import (
 from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency
 from conveyor.runtime.bench.systems import RunRecord
 from conveyor.runtime.bench.tools import run_call, units_of
-from conveyor.runtime.bench.workloads import Workload
+from conveyor.runtime.bench.workloads import Round, Workload
 from conveyor.tools import default_registry
 from conveyor.tools.builtin.planner import _arguments as step_arguments
 from conveyor.tools.client import SidecarClient
@@ -163,20 +164,55 @@ def shortest_decode(runs: Mapping[str, RunRecord], rounds: int) -> list[float]:
     return out
 
 
+def _scaled_arrivals(
+    run: RunRecord, r: int, round_: Round, decode: float, specs: dict[str, dict[str, Any]]
+) -> list[CallArrivals]:
+    record = run.round_log[r]
+    whole = not record.aborted and record.decode > 0
+    return call_arrivals(record, round_, specs, min(1.0, decode / record.decode) if whole else 1.0)
+
+
+def _earliest(candidates: list[list[CallArrivals]]) -> list[CallArrivals]:
+    """Per call, each moment at the earliest any run saw it."""
+    out = []
+    for calls in zip(*candidates, strict=True):
+        first = calls[0]
+        units = [
+            (min(c.units[i][0] for c in calls), unit) for i, (_, unit) in enumerate(first.units)
+        ]
+        completes = [c.complete for c in calls if c.complete is not None]
+        out.append(
+            CallArrivals(
+                first.name, min(c.started for c in calls), units, min(completes, default=None)
+            )
+        )
+    return out
+
+
 def repetition_bound(
     workload: Workload,
     sequential: RunRecord,
     decode: Sequence[float],
     durations: Sequence[Sequence[CallDurations]],
     specs: dict[str, dict[str, Any]],
+    others: Sequence[RunRecord] = (),
 ) -> Bound:
-    """The ideal latency of one repetition (pure): see the module docstring."""
+    """The ideal latency of one repetition (pure): see the module docstring.
+
+    ``others`` are the repetition's other Conveyor runs: where one of them saw a unit complete
+    earlier than the sequential run did (its decoding ran faster there), the earlier moment counts.
+    """
     if len(sequential.round_log) != len(workload.rounds):
         raise ValueError("the sequential run did not run every round")
     timelines = []
-    for r, (round_, record) in enumerate(zip(workload.rounds, sequential.round_log, strict=True)):
-        scale = decode[r] / record.decode if record.decode > 0 else 1.0
-        calls = call_arrivals(record, round_, specs, min(1.0, scale))
+    for r, round_ in enumerate(workload.rounds):
+        candidates = [_scaled_arrivals(sequential, r, round_, decode[r], specs)]
+        for run in others:
+            try:
+                candidates.append(_scaled_arrivals(run, r, round_, decode[r], specs))
+            except (ValueError, IndexError):
+                continue  # an aborted round reports fewer units: it cannot say when the rest came
+        calls = _earliest(candidates)
         timelines.append(RoundTimeline(decode[r], tuple(round_jobs(calls, durations[r]))))
     return Bound(ideal_latency(timelines), list(decode), timelines)
 

@@ -93,7 +93,8 @@ def _repetition_bound(
     try:
         durations = seen_in_runs(workload, alone, ok, specs)
         decode = shortest_decode(ok, len(workload.rounds))
-        bound = repetition_bound(workload, ok[SEQUENTIAL], decode, durations, specs)
+        others = [run for name, run in ok.items() if name != SEQUENTIAL]
+        bound = repetition_bound(workload, ok[SEQUENTIAL], decode, durations, specs, others)
     except ValueError as error:
         result.bound_errors.append(f"rep {index}: {error}")
         return
