@@ -15,14 +15,18 @@ setup: $(STAMP)
 $(STAMP): tools/pyproject.toml runtime/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu]' -e ./operator -r requirements-dev.txt
+	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu,bench]' -e ./operator -r requirements-dev.txt
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
+# Style, the import contracts of pyproject.toml, no import cycle inside conveyor.* (lazy and
+# TYPE_CHECKING imports count), and the type checker.
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/check_cycles.py conveyor
+	$(BIN)/mypy
 
 format: setup
 	$(BIN)/ruff check --fix .

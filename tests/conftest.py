@@ -119,7 +119,7 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
     """`conveyor serve` on the tiny model, with a real external `conveyor-tools serve` beside it
     (the Kubernetes layout): python, sqlite on a real database, calculator with schema
     validation (early aborts), and the planner."""
-    from conveyor.runtime.serve import core_split
+    from conveyor.runtime.cores import core_split
 
     root = tmp_path_factory.mktemp("server")
     # Workers see a private /tmp and, under root, run as their own uid: the database lives
@@ -174,3 +174,6 @@ def conveyor_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory):
             stop(runtime)
         sidecar.stop()
         shutil.rmtree(shared, ignore_errors=True)
+    # uvicorn would re-raise SIGTERM and kill the process before the engine is shut down; the
+    # server handles it itself and exits cleanly once everything has stopped.
+    assert runtime.returncode == 0, f"conveyor serve exited with {runtime.returncode} on SIGTERM"

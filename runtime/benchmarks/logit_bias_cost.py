@@ -1,7 +1,7 @@
 """What the replay's full-vocabulary logit bias costs vLLM's own server under concurrency.
 
-The benchmark gives every system the same length bias (``replay_bias``, one entry per token of
-the vocabulary). vLLM rebuilds its logit-bias tensors from Python lists whenever the batch
+The benchmark gives every system the same length bias (``longest_match_bias``, one entry per
+token of the vocabulary). vLLM rebuilds its logit-bias tensors from Python lists whenever the batch
 changes, so short requests at high concurrency pay for it. This sends batches of ``--concurrency``
 identical forced requests (the calculator workload's two turns as plain text) to one vLLM
 server, alternating with and without ``logit_bias``, and reports requests/s for each.

@@ -32,9 +32,9 @@ from dataclasses import dataclass
 
 import httpx
 
+from conveyor.runtime.chat_request import ServerPolicy, parse_request
 from conveyor.runtime.engine import Engine, EngineOptions, sampling_params
 from conveyor.runtime.model import DEFAULT_MODEL_DIR, build_tiny
-from conveyor.runtime.plan import ServerPolicy, parse_request
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.tools.client import SidecarClient
 
@@ -83,7 +83,7 @@ async def in_process(
     params = sampling_params(max_tokens)
     # No hosted tool: the sidecar client is never connected.
     runner = Scheduler(engine, SidecarClient("unix:/nonexistent"), {}, parser="hermes")
-    plan = parse_request(
+    chat = parse_request(
         {"messages": PROMPT, "max_tokens": max_tokens},
         ServerPolicy(hosted_tools={}, max_tokens=max_tokens),
     )
@@ -105,7 +105,7 @@ async def in_process(
             if not first:
                 first.append(time.perf_counter() - started)
 
-        completion = await runner.run(plan, uuid.uuid4().hex, emit)
+        completion = await runner.run(chat, uuid.uuid4().hex, emit)
         return completion.completion_tokens, first[0] if first else 0.0
 
     systems = {"bare AsyncLLM": bare, "conveyor scheduler": scheduled}

@@ -8,6 +8,7 @@ import pytest
 
 from conveyor.runtime.engine import sampling_params
 from conveyor.runtime.generate import generate
+from conveyor.runtime.replay import longest_match_bias
 
 pytestmark = [pytest.mark.engine, pytest.mark.asyncio(loop_scope="session")]
 
@@ -50,10 +51,11 @@ async def test_generate_streams_and_reports_speed(engine) -> None:
 
 async def test_replay_bias_makes_a_forced_text_cost_the_same_whatever_the_prompt(engine) -> None:
     text = FORCED[2]
+    bias = longest_match_bias(engine.tokenizer)
     counts = []
     for i, prompt in enumerate(["a", "a much longer and rather different prompt " * 5]):
         ids = engine.render([{"role": "user", "content": prompt}])
-        params = sampling_params(8, force=text, token_bias=engine.replay_bias)
+        params = sampling_params(8, force=text, token_bias=bias)
         deltas = await _collect(engine, ids, params, f"bias-{i}")
         assert "".join(d.text for d in deltas) == text
         counts.append(sum(d.tokens for d in deltas))

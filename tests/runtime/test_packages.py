@@ -47,6 +47,12 @@ def test_runtime_depends_on_tools_and_offers_both_engine_builds() -> None:
     assert any(r.startswith("vllm==0.32.") for r in extras)
 
 
+def test_matplotlib_comes_only_with_the_bench_extra() -> None:
+    assert "matplotlib" not in _requirement_names("conveyor-runtime")
+    extras = [r for r in metadata.requires("conveyor-runtime") or [] if "extra ==" in r]
+    assert any(r.startswith("matplotlib") and "bench" in r for r in extras)
+
+
 def test_operator_modules_import_with_torch_and_vllm_blocked() -> None:
     """Import every operator module in a process where torch and vLLM cannot be imported."""
     script = """

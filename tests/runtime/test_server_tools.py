@@ -57,6 +57,17 @@ def test_a_rejected_field_aborts_decoding_early(client, model) -> None:
     assert response.choices[0].message.content == "Sorry."
 
 
+def test_python_calls_of_one_request_share_their_names(client, model) -> None:
+    """One tool session per request: a later python call sees what an earlier one defined."""
+    first = call("python", {"code": "x = 41\n"})
+    second = call("python", {"code": "print(x + 1)\n"})
+    response = chat(client, model, [first, second, "ok"])
+    assert [m["content"].strip() for m in tool_messages(response)] == ["", "42"]
+    # Another request is another session: nothing of the first is left.
+    response = chat(client, model, [call("python", {"code": "print('x' in globals())\n"}), "ok"])
+    assert [m["content"].strip() for m in tool_messages(response)] == ["False"]
+
+
 @pytest.mark.parametrize(
     ("turn", "expected"),
     [

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from conveyor.tools.parsing import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
     ToolCallStream,
 )
@@ -69,7 +69,7 @@ def check_invariants(events: Sequence[Event]) -> None:
     started: set[str] = set()
     ended: set[str] = set()
     for e in events:
-        if isinstance(e, ParseError):
+        if isinstance(e, CallMalformed):
             assert not e.message.startswith("internal"), e.message  # the safety net never fires
             assert e.call_id not in ended
             ended.add(e.call_id)
@@ -105,7 +105,7 @@ def F(n: int, name: str, arguments: dict[str, object]) -> CallFinished:
 
 @dataclass(frozen=True)
 class E:
-    """An expected ParseError: the call id, and a word its message must contain."""
+    """An expected CallMalformed: the call id, and a word its message must contain."""
 
     n: int
     says: str = ""
@@ -128,7 +128,7 @@ def assert_matches(events: Sequence[Event], expected: Sequence[object]) -> None:
     assert len(got) == len(expected), (got, expected)
     for g, x in zip(got, expected, strict=True):
         if isinstance(x, E):
-            assert isinstance(g, ParseError) and g.call_id == f"call_{x.n}", (g, x)
+            assert isinstance(g, CallMalformed) and g.call_id == f"call_{x.n}", (g, x)
             assert x.says in g.message, (g.message, x.says)
         else:
             assert g == x, (got, expected)

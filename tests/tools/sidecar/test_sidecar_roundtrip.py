@@ -151,3 +151,32 @@ async def test_python_session_keeps_state(tools_sidecar: SidecarProcess) -> None
     assert second.content == "42\n"
     assert other.content == "False\n"
     assert plain.content == "False\n"
+
+
+async def test_a_client_session_shares_python_state_and_ends(tools_sidecar: SidecarProcess) -> None:
+    """A ``ToolSession`` (one per runtime request): python calls share their globals, other
+    tools run beside them, and closing the session frees its worker."""
+    active = "conveyor_sidecar_sessions_active"
+    before = tools_sidecar.metrics()[active]  # other tests' sessions may still be idle
+    async with SidecarClient(tools_sidecar.url) as client:
+        async with client.session() as session:
+            first = await session.open("python")
+            await feed_code(first, "total = 40")
+            await first.finish()
+            # A stateless tool in the same session neither waits for python nor takes its key.
+            calc = await session.open("calculator")
+            await calc.feed(Field(("expression",), "6 * 7"))
+            await calc.finish()
+            second = await session.open("python")
+            await feed_code(second, "print(total + 2)")
+            await second.finish()
+            outcomes = [await i.outcome() for i in (first, calc, second)]
+            during = tools_sidecar.metrics()[active]
+        assert [o.kind for o in outcomes] == ["result"] * 3, outcomes
+        assert outcomes[1].content == "42" and outcomes[2].content == "42\n"
+        assert during == before + 1
+        assert "total" not in (await python(client, "print(sorted(globals()))")).content
+        deadline = asyncio.get_running_loop().time() + 10
+        while tools_sidecar.metrics()[active] != before:
+            assert asyncio.get_running_loop().time() < deadline, "the ended session lingers"
+            await asyncio.sleep(0.05)

@@ -1,8 +1,10 @@
 """One tool call inside an assistant turn: its units, its sidecar invocation, its outcome.
 
-A hosted call is cut into units by its tool's segmenter. In partial mode every unit goes to the
-sidecar the moment it is complete; in sequential mode the units are held and the invocation
-opens only once the call is complete. Either way ``outcome`` is known at the end of the turn.
+A hosted call is cut into units by its tool's segmenter (``UnitCutter``). In partial mode every
+unit goes to the sidecar the moment it is complete; in sequential mode the units are held and
+the invocation opens only once the call is complete. Either way ``outcome`` is known at the end
+of the turn. ``UnitCutter``, ``units_of``, ``result_text`` and ``outcome_label`` are shared with
+the benchmark, so that it cuts calls and words results exactly as the scheduler does.
 """
 
 from __future__ import annotations
@@ -10,13 +12,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from conveyor.tools.client import Invocation, Outcome, SidecarClient
+from conveyor.tools.parsing import ArgumentsDelta, CallFinished, CallStarted
 from conveyor.tools.units import ParseError as UnitParseError
-from conveyor.tools.units import Segmenter, Unit
+from conveyor.tools.units import Segmenter, Unit, segmenter_from_spec
+
+ToolSpecs = Mapping[str, Mapping[str, Any]]  # tool name -> sidecar spec (OpenAI + x-conveyor)
 
 
 class CallKind(Enum):
@@ -43,8 +49,9 @@ _CALL_TRANSITIONS = {
 }
 
 
-def error_outcome(message: str, reason: str = "error") -> Outcome:
-    return Outcome("error", message, True, reason=reason)
+def error_outcome(message: str) -> Outcome:
+    """An error the runtime itself gives a call (the sidecar never saw it, or not in time)."""
+    return Outcome("error", message, True)
 
 
 def outcome_label(outcome: Outcome | None) -> str:
@@ -57,7 +64,7 @@ def outcome_label(outcome: Outcome | None) -> str:
 
 
 def result_text(outcome: Outcome | None) -> str:
-    """What the model reads as a call's tool message (the benchmark's peer loop sends the same)."""
+    """What the model reads as a call's tool message."""
     if outcome is None:
         return "error: the tool call did not complete"
     if outcome.kind == "reject":
@@ -65,6 +72,42 @@ def result_text(outcome: Outcome | None) -> str:
     if outcome.kind == "error":
         return f"error: {outcome.content}"
     return outcome.content
+
+
+def segmenter_for(spec: Mapping[str, Any]) -> Segmenter:
+    """A fresh segmenter of the tool whose sidecar spec this is (``x-conveyor.segmenter``)."""
+    return segmenter_from_spec(spec["x-conveyor"]["segmenter"])
+
+
+def units_of(spec: Mapping[str, Any], arguments_text: str) -> list[Unit]:
+    """Every unit of a complete call, as its tool's segmenter cuts them."""
+    segmenter = segmenter_for(spec)
+    return segmenter.feed(arguments_text) + segmenter.close()
+
+
+class UnitCutter:
+    """Cuts the calls of one turn into units, event by event, with each tool's own segmenter.
+
+    Only calls of tools in ``specs`` are cut; the units of a call come out of the event that
+    completes them: its ``ArgumentsDelta`` pieces, and at the end its ``CallFinished``.
+    """
+
+    def __init__(self, specs: ToolSpecs) -> None:
+        self._specs = specs
+        self._segmenters: dict[str, Segmenter] = {}
+
+    def cut(self, event: object) -> list[Unit]:
+        if isinstance(event, CallStarted):
+            spec = self._specs.get(event.name)
+            if spec is not None:
+                self._segmenters[event.call_id] = segmenter_for(spec)
+        elif isinstance(event, ArgumentsDelta):
+            if (segmenter := self._segmenters.get(event.call_id)) is not None:
+                return segmenter.feed(event.text)
+        elif isinstance(event, CallFinished):
+            if (segmenter := self._segmenters.pop(event.call_id, None)) is not None:
+                return segmenter.close()
+        return []
 
 
 @dataclass
@@ -75,7 +118,6 @@ class Call:
     name: str
     kind: CallKind
     index: int  # position among the turn's calls
-    segmenter: Segmenter | None = None
     arguments_text: str = ""
     arguments: dict[str, Any] | None = None
     state: CallState = CallState.WRITING
@@ -123,20 +165,26 @@ class Call:
 
     # -- driving the sidecar -------------------------------------------------------------------
 
-    async def open(self, sidecar: SidecarClient, on_outcome) -> None:
-        """Open the invocation; ``on_outcome(call)`` runs the moment its outcome arrives."""
+    async def open(
+        self,
+        sidecar: SidecarClient,
+        on_outcome: Callable[[Call], None],
+        session: str | None = None,
+    ) -> None:
+        """Open the invocation (in the tool ``session`` if given); ``on_outcome(call)`` runs the
+        moment its outcome arrives."""
         if not sidecar.connected:
             self.end(error_outcome(f"the tool sidecar at {sidecar.url} is not reachable"))
             return
         try:
-            self.invocation = await sidecar.open(self.name)
+            self.invocation = await sidecar.open(self.name, session=session)
         except (ConnectionError, OSError) as error:
             self.end(error_outcome(f"the tool sidecar could not start {self.name}: {error}"))
             return
         self._waiter = asyncio.ensure_future(self.invocation.outcome())
         self._waiter.add_done_callback(lambda _: self._arrived(on_outcome))
 
-    def _arrived(self, on_outcome) -> None:
+    def _arrived(self, on_outcome: Callable[[Call], None]) -> None:
         assert self._waiter is not None
         if self._waiter.cancelled():
             return

@@ -56,7 +56,7 @@ def _cmd_generate(args: argparse.Namespace) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
-    from conveyor.runtime.serve import run
+    from conveyor.runtime.serve_command import run
 
     run(args, _engine_options(args, args.engine_argv))
 
@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--raw", action="store_true", help="send the prompt as-is, no chat template")
     gen.set_defaults(func=_cmd_generate)
 
-    from conveyor.runtime.serve import add_serve_args
+    from conveyor.runtime.serve_command import add_serve_args
 
     serve = commands.add_parser(
         "serve",

@@ -7,24 +7,20 @@ outputs), which is how tests and benchmarks replay scripted assistant turns at r
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
+    from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
 
 log = logging.getLogger(__name__)
-
-# Per character of a token: well above the tiny model's logits (|logit| < 1); capped at the ±100
-# that vLLM's API accepts for logit_bias.
-REPLAY_BIAS_PER_CHAR = 4.0
 
 # Regex metacharacters only: escaping spaces or quotes as `re.escape` does makes xgrammar warn.
 _REGEX_SPECIAL = {c: "\\" + c for c in r".^$*+?{}[]\|()/"} | {"\n": r"\n", "\t": r"\t", "\r": r"\r"}
@@ -54,7 +50,7 @@ class EngineOptions:
     enable_prefix_caching: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def engine_args(self):  # -> AsyncEngineArgs
+    def engine_args(self) -> AsyncEngineArgs:
         from vllm.engine.arg_utils import AsyncEngineArgs
 
         cpu = cpu_build()
@@ -95,7 +91,8 @@ def sampling_params(
 ) -> SamplingParams:
     """Delta-streaming sampling parameters; ``force`` pins the output to an exact text.
 
-    ``token_bias`` (see ``Engine.replay_bias``) fixes how a forced text is cut into tokens.
+    ``token_bias`` is a logit bias by token id (replay uses it to fix how a forced text is cut
+    into tokens: ``replay.longest_match_bias``).
     """
     from vllm import SamplingParams
     from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
@@ -114,20 +111,6 @@ def sampling_params(
         logit_bias=token_bias,
         output_kind=RequestOutputKind.DELTA,
     )
-
-
-def replay_bias(tokenizer: Any) -> dict[int, float]:
-    """A logit bias that makes a forced text decode as its longest-match tokenization.
-
-    Structured outputs fix the characters, not the tokens: the model picks among every
-    tokenization of the text, and a random model picks differently for every prompt, so
-    the same replayed turn would cost a different number of decode steps in each system
-    compared. Biasing each token by its length makes the longest allowed token win, which is
-    close to how a trained model writes the text, and the same whatever the prompt. The
-    benchmark gives vLLM's own server the same bias through the API's ``logit_bias``.
-    """
-    tokens = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
-    return {i: min(100.0, REPLAY_BIAS_PER_CHAR * len(t or "")) for i, t in enumerate(tokens)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,10 +142,6 @@ class Engine:
         log.info("engine ready in %.1f s", time.perf_counter() - started)
         return engine
 
-    @functools.cached_property
-    def replay_bias(self) -> dict[int, float]:
-        return replay_bias(self.tokenizer)
-
     def render(
         self, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None
     ) -> list[int]:
@@ -177,11 +156,12 @@ class Engine:
 
     async def stream(
         self, prompt_ids: list[int], params: SamplingParams, request_id: str
-    ) -> AsyncIterator[Delta]:
+    ) -> AsyncGenerator[Delta, None]:
         """Text deltas as the engine makes them; closing the iterator aborts the request."""
         from vllm.inputs import TokensPrompt
 
-        outputs = self.llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
+        llm = self._running()
+        outputs = llm.generate(TokensPrompt(prompt_token_ids=prompt_ids), params, request_id)
         try:
             async for output in outputs:
                 completion = output.outputs[0]
@@ -197,12 +177,15 @@ class Engine:
 
     async def check_health(self) -> None:
         """Raise if the engine is dead or shut down."""
-        if self.llm is None:
-            raise RuntimeError("the engine is shut down")
-        await self.llm.check_health()
+        await self._running().check_health()
 
     async def abort(self, request_id: str) -> None:
-        await self.llm.abort(request_id)
+        await self._running().abort(request_id)
+
+    def _running(self) -> AsyncLLM:
+        if self.llm is None:
+            raise RuntimeError("the engine is shut down")
+        return self.llm
 
     def shutdown(self) -> None:
         # Drop our reference too: vLLM's __del__ fails if it first runs at interpreter teardown.

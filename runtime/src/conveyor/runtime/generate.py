@@ -9,6 +9,7 @@ import uuid
 from dataclasses import dataclass
 
 from conveyor.runtime.engine import Engine, EngineOptions, sampling_params
+from conveyor.runtime.replay import longest_match_bias
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ async def generate(
     prompt_ids = (
         engine.encode(prompt) if raw else engine.render([{"role": "user", "content": prompt}])
     )
-    bias = engine.replay_bias if force is not None else None
+    bias = longest_match_bias(engine.tokenizer) if force is not None else None
     params = sampling_params(max_tokens, force=force, temperature=temperature, token_bias=bias)
     started = time.perf_counter()
     first = None

@@ -45,5 +45,6 @@ EARLY_ABORTS = Counter(
 )
 TOKENS_SAVED = Counter(
     "conveyor_decode_tokens_saved_total",
-    "Tokens left undecoded by early aborts (known when the turn's text is replayed).",
+    "Decode budget left unused by early aborts: per aborted round, its token limit (max_tokens, "
+    "or a replayed text's length) minus the tokens decoded; an upper bound for live models.",
 )

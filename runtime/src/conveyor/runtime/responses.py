@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from conveyor.runtime.completion import Completion
 from conveyor.runtime.events import (
     ClientCallDelta,
     ContentDelta,
@@ -11,7 +12,6 @@ from conveyor.runtime.events import (
     HostedCallWritten,
     ToolResult,
 )
-from conveyor.runtime.scheduler import Completion
 
 
 def _usage(completion: Completion) -> dict[str, Any]:

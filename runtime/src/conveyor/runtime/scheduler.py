@@ -14,12 +14,13 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from conveyor.runtime import metrics
-from conveyor.runtime.calls import Call, CallKind, CallState, error_outcome
+from conveyor.runtime.calls import Call, CallKind, CallState, UnitCutter, error_outcome
+from conveyor.runtime.chat_request import ChatRequest, Mode
+from conveyor.runtime.completion import Completion, Timing
 from conveyor.runtime.engine import Engine, sampling_params
 from conveyor.runtime.events import (
     ClientCallDelta,
@@ -28,18 +29,17 @@ from conveyor.runtime.events import (
     HostedCallWritten,
     ToolResult,
 )
-from conveyor.runtime.plan import Mode, RequestPlan
+from conveyor.runtime.rounds import Turn, end_round
 from conveyor.runtime.timeline import Interval, busy_intervals, overlap, total
 from conveyor.tools.client import SidecarClient
 from conveyor.tools.parsing import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
-    ParseError,
     Text,
     ToolCallStream,
 )
-from conveyor.tools.units import segmenter_from_spec
 
 log = logging.getLogger(__name__)
 
@@ -66,56 +66,6 @@ _PHASES = {
 }
 
 
-@dataclass
-class Timing:
-    """Per-request timing, reported in ``usage.conveyor``."""
-
-    decode_seconds: float = 0.0
-    tool_busy_seconds: float = 0.0
-    overlap_seconds: float = 0.0
-    exposed_seconds: float = 0.0
-    rounds: int = 0
-    early_aborts: int = 0
-    tokens_saved: int = 0
-    # Per round: decoding's start and end (server clock), its tokens, whether it was aborted.
-    round_log: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: round(v, 6) if isinstance(v, float) else v for k, v in vars(self).items()}
-
-
-@dataclass
-class Completion:
-    """What a finished request returns."""
-
-    content: str
-    client_calls: list[Call]
-    finish_reason: str
-    prompt_tokens: int
-    completion_tokens: int
-    messages: list[dict[str, Any]]  # intermediate assistant turns and tool results
-    timing: Timing
-    mode: Mode
-
-
-@dataclass
-class Turn:
-    """One assistant turn as it is decoded."""
-
-    index: int
-    request_id: str
-    forced: str | None
-    text: str = ""
-    content: str = ""
-    tokens: int = 0
-    finish_reason: str | None = None
-    calls: dict[str, Call] = field(default_factory=dict)
-    rejected_by: Call | None = None
-    decoding: bool = True
-    decode: Interval = (0.0, 0.0)
-    last_delta_at: float = 0.0
-
-
 async def _ignore(_: Event) -> None:
     return None
 
@@ -139,9 +89,17 @@ class Scheduler:
         self.tool_timeout = tool_timeout
         self._abort_tasks: set[asyncio.Task[None]] = set()
 
-    async def run(self, plan: RequestPlan, request_id: str, emit: Emit = _ignore) -> Completion:
+    async def run(self, request: ChatRequest, request_id: str, emit: Emit = _ignore) -> Completion:
+        # One tool session per request: a python call sees the names that the request's earlier
+        # python calls defined, as a notebook's cells do.
+        async with self.sidecar.session() as session:
+            return await self._run(request, request_id, emit, session.key)
+
+    async def _run(
+        self, request: ChatRequest, request_id: str, emit: Emit, tool_session: str
+    ) -> Completion:
         started = time.perf_counter()
-        messages = list(plan.messages)
+        messages = list(request.messages)
         intermediate: list[dict[str, Any]] = []
         timing = Timing()
         content: list[str] = []
@@ -149,15 +107,23 @@ class Scheduler:
         phase = Phase.DECODING
         decode_spans: list[Interval] = []
         busy: list[Interval] = []
+        hosted_specs = {name: self.tool_specs[name] for name in request.hosted}
         index = 0
         while True:
-            turn = Turn(index, f"{request_id}-{index}", plan.forced_text(index))
-            prompt_ids = self.engine.render(messages, plan.prompt_tools)
+            decoding = request.decoding.round(index)
+            turn = Turn(
+                index,
+                f"{request_id}-{index}",
+                decoding,
+                UnitCutter(hosted_specs),
+                tool_session=tool_session,
+            )
+            prompt_ids = self.engine.render(messages, request.prompt_tools)
             prompt_tokens += len(prompt_ids)
             try:
-                await self._decode(plan, turn, prompt_ids, emit)
+                await self._decode(request, turn, prompt_ids, emit)
                 phase = phase.to(Phase.AWAITING_TOOLS)
-                tools_done = await self._collect(turn, emit)
+                await self._collect(turn, emit)
             except BaseException:
                 # Client gone or server stopping: nothing of this request may keep running.
                 # Shielded, so a second cancellation cannot cut the clean-up short.
@@ -166,9 +132,15 @@ class Scheduler:
                         metrics.TOOL_CALLS.labels(call.name, call.outcome_label()).inc()
                 await asyncio.shield(asyncio.gather(*(c.cancel() for c in turn.calls.values())))
                 raise
+            end = end_round(
+                turn,
+                budget=request.max_tokens if decoding.budget is None else decoding.budget,
+                next_round_allowed=request.allows_round(index + 1),
+            )
             completion_tokens += turn.tokens
             content.append(turn.content)
             decode_spans.append(turn.decode)
+            intermediate += end.shown
             timing.rounds += 1
             timing.round_log.append(
                 {
@@ -177,70 +149,49 @@ class Scheduler:
                     "aborted": turn.rejected_by is not None,
                 }
             )
-            timing.exposed_seconds += max(0.0, tools_done - turn.decode[1])
+            timing.exposed_seconds += end.exposed_seconds
             for call in turn.calls.values():
                 busy.extend(busy_intervals(call.busy()))
-            self._account(turn, timing)
-
-            client_calls = [c for c in turn.calls.values() if c.kind is CallKind.CLIENT]
-            tool_messages = [
-                {
-                    "role": "tool",
-                    "tool_call_id": c.call_id,
-                    "name": c.name,
-                    "content": c.result_text(),
-                }
-                for c in _server_calls(turn)
-            ]
-            # What the client sees also says when each tool worked against the decode.
-            shown = [_assistant_message(turn)] + [
-                {**message, "outcome": call.outcome_label(), "timing": call.timing(turn.decode[1])}
-                for message, call in zip(tool_messages, _server_calls(turn), strict=True)
-            ]
-            if tool_messages:
-                intermediate += shown
-            if client_calls or not tool_messages or not plan.more_rounds(index + 1):
+            self._account(turn, end.tokens_saved, timing)
+            if end.finish_reason is not None:
                 phase = phase.to(Phase.FINISHED)
-                finish = "tool_calls" if client_calls else turn.finish_reason or "stop"
-                if finish == "abort":
-                    finish = "stop"
+                finish = end.finish_reason
                 break
-            # The raw turn text goes back verbatim so the next prompt shares its prefix (cache).
-            messages += [{"role": "assistant", "content": turn.text}, *tool_messages]
+            messages += end.prompt
             phase = phase.to(Phase.DECODING)
             index += 1
 
         timing.decode_seconds = total(decode_spans)
         timing.tool_busy_seconds = total(busy)
         timing.overlap_seconds = overlap(busy, decode_spans)
-        metrics.REQUEST_DURATION.labels(plan.mode.value).observe(time.perf_counter() - started)
+        metrics.REQUEST_DURATION.labels(request.mode.value).observe(time.perf_counter() - started)
         return Completion(
             content="".join(content),
-            client_calls=client_calls,
+            client_calls=end.client_calls,
             finish_reason=finish,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
             messages=intermediate,
             timing=timing,
-            mode=plan.mode,
+            mode=request.mode,
         )
 
     # -- one round -----------------------------------------------------------------------------
 
     async def _decode(
-        self, plan: RequestPlan, turn: Turn, prompt_ids: list[int], emit: Emit
+        self, request: ChatRequest, turn: Turn, prompt_ids: list[int], emit: Emit
     ) -> None:
         params = sampling_params(
-            plan.max_tokens,
-            force=turn.forced,
-            temperature=plan.temperature,
-            seed=plan.seed,
-            top_p=plan.top_p,
-            token_bias=self.engine.replay_bias if turn.forced is not None else None,
+            request.max_tokens,
+            force=turn.decoding.force,
+            temperature=request.temperature,
+            seed=request.seed,
+            top_p=request.top_p,
+            token_bias=turn.decoding.token_bias,
         )
-        stream = (
+        stream: ToolCallStream | _PlainText = (
             ToolCallStream(self.parser, id_prefix=f"call_{turn.request_id}_")
-            if plan.parse_calls
+            if request.parse_calls
             else _PlainText()
         )
         start = time.time()
@@ -255,53 +206,55 @@ class Scheduler:
                 if delta.finish_reason is not None:
                     turn.finish_reason = delta.finish_reason
                 for event in stream.feed(delta.text):
-                    await self._on_event(plan, turn, event, emit)
-        turn.decoding = False
+                    await self._on_event(request, turn, event, emit)
+        turn.still_decoding = False
         turn.decode = (start, end)
         for event in stream.close():
-            await self._on_event(plan, turn, event, emit)
+            await self._on_event(request, turn, event, emit)
 
-    async def _on_event(self, plan: RequestPlan, turn: Turn, event: object, emit: Emit) -> None:
+    async def _on_event(self, request: ChatRequest, turn: Turn, event: object, emit: Emit) -> None:
         if isinstance(event, Text):
             turn.content += event.text
             await emit(ContentDelta(event.text))
         elif isinstance(event, CallStarted):
-            call = self._new_call(plan, turn, event)
+            call = self._new_call(request, turn, event)
             turn.calls[call.call_id] = call
+            turn.units.cut(event)
             if call.kind is CallKind.CLIENT:
                 index = sum(c.kind is CallKind.CLIENT for c in turn.calls.values()) - 1
                 call.index = index
                 await emit(ClientCallDelta(index, call.call_id, call.name, ""))
-            elif call.kind is CallKind.HOSTED and plan.mode is Mode.PARTIAL:
-                await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+            elif call.kind is CallKind.HOSTED and request.mode is Mode.PARTIAL:
+                await call.open(
+                    self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                )
         elif isinstance(event, ArgumentsDelta):
-            call = turn.calls.get(event.call_id)
-            if call is None or call.outcome is not None and call.kind is not CallKind.CLIENT:
-                return
-            call.arguments_text += event.text
-            if call.kind is CallKind.CLIENT:
-                await emit(ClientCallDelta(call.index, None, None, event.text))
-            elif call.segmenter is not None:
-                units = call.segmenter.feed(event.text)
-                await call.send(call.arrived(units, turn.last_delta_at, turn.tokens))
+            await self._on_arguments(turn, event, emit)
         elif isinstance(event, CallFinished):
-            await self._on_call_finished(plan, turn, event, emit)
-        elif isinstance(event, ParseError):
+            await self._on_call_finished(request, turn, event, emit)
+        elif isinstance(event, CallMalformed):
             await self._on_parse_error(turn, event)
 
-    def _new_call(self, plan: RequestPlan, turn: Turn, event: CallStarted) -> Call:
+    async def _on_arguments(self, turn: Turn, event: ArgumentsDelta, emit: Emit) -> None:
+        call = turn.calls.get(event.call_id)
+        if call is None or call.outcome is not None and call.kind is not CallKind.CLIENT:
+            return
+        call.arguments_text += event.text
+        if call.kind is CallKind.CLIENT:
+            await emit(ClientCallDelta(call.index, None, None, event.text))
+        elif call.kind is CallKind.HOSTED:
+            await call.send(call.arrived(turn.units.cut(event), turn.last_delta_at, turn.tokens))
+
+    def _new_call(self, request: ChatRequest, turn: Turn, event: CallStarted) -> Call:
         index = len(turn.calls)
-        if event.name in plan.hosted:
-            spec = self.tool_specs[event.name]["x-conveyor"]["segmenter"]
-            return Call(
-                event.call_id, event.name, CallKind.HOSTED, index, segmenter_from_spec(spec)
-            )
-        if event.name in plan.client_tools:
+        if event.name in request.hosted:
+            return Call(event.call_id, event.name, CallKind.HOSTED, index)
+        if event.name in request.client_tools:
             return Call(event.call_id, event.name, CallKind.CLIENT, index)
         return Call(event.call_id, event.name, CallKind.INVALID, index)
 
     async def _on_call_finished(
-        self, plan: RequestPlan, turn: Turn, event: CallFinished, emit: Emit
+        self, request: ChatRequest, turn: Turn, event: CallFinished, emit: Emit
     ) -> None:
         call = turn.calls.get(event.call_id)
         if call is None:
@@ -309,19 +262,21 @@ class Scheduler:
         call.arguments = event.arguments
         call.complete()
         if call.kind is CallKind.INVALID:
-            known = ", ".join(sorted(plan.hosted | plan.client_tools)) or "none"
+            known = ", ".join(sorted(request.hosted | request.client_tools)) or "none"
             call.end(error_outcome(f"unknown tool {call.name!r} (available: {known})"))
-        elif call.outcome is None and call.segmenter is not None:
-            units = call.arrived(call.segmenter.close(), turn.last_delta_at, turn.tokens)
+        elif call.outcome is None and call.kind is CallKind.HOSTED:
+            units = call.arrived(turn.units.cut(event), turn.last_delta_at, turn.tokens)
             if await call.send(units):
-                if not call.opened and plan.mode is Mode.SEQUENTIAL:
-                    await call.open(self.sidecar, lambda c: self._on_outcome(turn, c))
+                if not call.opened and request.mode is Mode.SEQUENTIAL:
+                    await call.open(
+                        self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session
+                    )
                     await call.release_held()
                 await call.finish()
         if call.kind is not CallKind.CLIENT:
             await emit(HostedCallWritten(turn.index, call.call_id, call.name, event.arguments))
 
-    async def _on_parse_error(self, turn: Turn, event: ParseError) -> None:
+    async def _on_parse_error(self, turn: Turn, event: CallMalformed) -> None:
         call = turn.calls.get(event.call_id)
         if call is None:
             call = Call(event.call_id, "unknown", CallKind.INVALID, len(turn.calls))
@@ -335,35 +290,31 @@ class Scheduler:
         outcome = call.outcome
         if outcome is None or outcome.kind != "reject" or turn.rejected_by is not None:
             return
-        if not turn.decoding:
+        if not turn.still_decoding:
             return  # nothing left to save
         turn.rejected_by = call
         task = asyncio.ensure_future(self.engine.abort(turn.request_id))
         self._abort_tasks.add(task)
         task.add_done_callback(self._abort_tasks.discard)
 
-    async def _collect(self, turn: Turn, emit: Emit) -> float:
-        """Settle every call of the turn; returns when the last tool result arrived."""
+    async def _collect(self, turn: Turn, emit: Emit) -> None:
+        """Settle every call of the turn and tell the client each server-side result."""
         for call in turn.calls.values():
             if call.kind is CallKind.HOSTED and call.outcome is None:
                 if call.state is CallState.WRITING:
                     cut = "decoding stopped" if turn.rejected_by else "the turn ended"
                     await call.fail(f"the call to {call.name} was cut off ({cut}) before complete")
         await asyncio.gather(*(c.wait(self.tool_timeout) for c in turn.calls.values()))
-        done = turn.decode[1]
         for call in turn.calls.values():
             if call.kind is CallKind.CLIENT:
                 continue
-            if call.ended_at is not None and call.kind is CallKind.HOSTED:
-                done = max(done, call.ended_at)
             await emit(
                 ToolResult(
                     turn.index, call.call_id, call.name, call.result_text(), call.outcome_label()
                 )
             )
-        return done
 
-    def _account(self, turn: Turn, timing: Timing) -> None:
+    def _account(self, turn: Turn, tokens_saved: int, timing: Timing) -> None:
         decode = [turn.decode]
         for call in turn.calls.values():
             if call.kind is not CallKind.HOSTED:
@@ -377,11 +328,9 @@ class Scheduler:
             metrics.TOOL_EXPOSED.labels(call.name).observe(exposed)
         if turn.rejected_by is not None:
             timing.early_aborts += 1
+            timing.tokens_saved += tokens_saved
             metrics.EARLY_ABORTS.labels(turn.rejected_by.name).inc()
-            if turn.forced is not None:
-                saved = max(0, len(self.engine.encode(turn.forced)) - turn.tokens)
-                timing.tokens_saved += saved
-                metrics.TOKENS_SAVED.inc(saved)
+            metrics.TOKENS_SAVED.inc(tokens_saved)
 
 
 class _PlainText:
@@ -392,16 +341,3 @@ class _PlainText:
 
     def close(self) -> list[Text]:
         return []
-
-
-def _server_calls(turn: Turn) -> list[Call]:
-    return [c for c in turn.calls.values() if c.kind is not CallKind.CLIENT]
-
-
-def _assistant_message(turn: Turn) -> dict[str, Any]:
-    """The turn as an OpenAI assistant message with structured ``tool_calls``."""
-    message: dict[str, Any] = {"role": "assistant", "content": turn.content or None}
-    calls = [c.as_openai() for c in turn.calls.values()]
-    if calls:
-        message["tool_calls"] = calls
-    return message

@@ -1,8 +1,9 @@
 """The OpenAI-compatible HTTP API (starlette): chat completions with hosted tools, and probes.
 
-Handlers stay thin: ``parse_request`` validates, the ``Scheduler`` runs, ``responses`` formats.
-A client that goes away cancels its request: the engine request is aborted and the tools are
-cancelled (a watcher task listens for ``http.disconnect`` while the request runs).
+Handlers stay thin: ``chat_request.parse_request`` validates, the ``Scheduler`` runs,
+``responses`` formats. A client that goes away cancels its request: the engine request is
+aborted and the tools are cancelled (a watcher task listens for ``http.disconnect`` while the
+request runs).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
+from conveyor.runtime.completion import Completion
 from conveyor.runtime.errors import BadRequest, ConveyorError, NotReady, from_exception
 from conveyor.runtime.events import Event
-from conveyor.runtime.plan import ServerPolicy, parse_request
 from conveyor.runtime.responses import ChunkWriter, chat_completion
-from conveyor.runtime.scheduler import Completion, Scheduler
+from conveyor.runtime.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -81,20 +83,20 @@ async def chat_completions(request: Request) -> Response:
     except (ValueError, UnicodeDecodeError) as error:
         return _error_response(BadRequest(f"the request body is not valid JSON ({error})"))
     try:
-        plan = parse_request(body, state.policy)
+        chat = parse_request(body, state.policy)
     except BadRequest as error:
         return _error_response(error)
     request_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     model = str(body.get("model") or state.model_name)
-    if plan.stream:
+    if chat.stream:
         return StreamingResponse(
-            _stream(request, state, plan, request_id, model, created),
+            _stream(request, state, chat, request_id, model, created),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
     try:
-        completion = await _run_watched(request, state.scheduler.run(plan, request_id))
+        completion = await _run_watched(request, state.scheduler.run(chat, request_id))
     except asyncio.CancelledError:
         return Response(status_code=499)
     except Exception as error:  # mapped in one place
@@ -104,7 +106,12 @@ async def chat_completions(request: Request) -> Response:
 
 
 async def _stream(
-    request: Request, state: ServerState, plan, request_id: str, model: str, created: int
+    request: Request,
+    state: ServerState,
+    chat: ChatRequest,
+    request_id: str,
+    model: str,
+    created: int,
 ) -> AsyncIterator[bytes]:
     writer = ChunkWriter(id=request_id, model=model, created=created)
     queue: asyncio.Queue[Event | None] = asyncio.Queue(_STREAM_QUEUE)
@@ -114,7 +121,7 @@ async def _stream(
 
     async def work() -> Completion:
         try:
-            return await state.scheduler.run(plan, request_id, emit)
+            return await state.scheduler.run(chat, request_id, emit)
         finally:
             await queue.put(None)
 
@@ -134,7 +141,7 @@ async def _stream(
     finally:
         task.cancel()
     yield _sse(writer.finish(completion))
-    if plan.include_usage:
+    if chat.include_usage:
         yield _sse(writer.usage(completion))
     yield b"data: [DONE]\n\n"
 

@@ -5,7 +5,8 @@ Pure functions over ``(start, end)`` pairs in one clock (``time.time()`` seconds
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 Interval = tuple[float, float]
 
@@ -42,9 +43,9 @@ def overlap(a: Iterable[Interval], b: Iterable[Interval]) -> float:
     return covered
 
 
-def busy_intervals(timing: dict) -> list[Interval]:
+def busy_intervals(timing: Mapping[str, Any]) -> list[Interval]:
     """The ``busy`` intervals of a sidecar ``timing`` dict, tolerating missing or bad entries."""
-    busy: Sequence = timing.get("busy") or ()
+    busy: Sequence[Any] = timing.get("busy") or ()
     out = []
     for pair in busy:
         if isinstance(pair, list | tuple) and len(pair) == 2:

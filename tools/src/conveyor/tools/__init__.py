@@ -1,14 +1,15 @@
 """Conveyor's tool SDK: tools that act on their input while the model is still writing it."""
 
 from conveyor.tools._decorator import tool
-from conveyor.tools._registry import ToolRegistry, UnknownToolError, default_registry
-from conveyor.tools._tool import Reject, Result, Tool
+from conveyor.tools._registry import ToolRegistry, UnknownToolError
+from conveyor.tools._tool import Reject, Result, Tool, ToolSource
 from conveyor.tools.builtin import (
     CalculatorTool,
     PlannerTool,
     PythonTool,
     SearchTool,
     SqliteTool,
+    default_registry,
     validated,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "SqliteTool",
     "Tool",
     "ToolRegistry",
+    "ToolSource",
     "UnknownToolError",
     "default_registry",
     "tool",

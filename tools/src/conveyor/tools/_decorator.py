@@ -40,7 +40,7 @@ def _function_tool(fn: Callable[..., Any], tool_name: str) -> type[Tool]:
     class FunctionTool(Tool):
         name: ClassVar[str] = tool_name
         parameters: ClassVar[dict[str, Any]]
-        function: ClassVar[Callable[..., Any]] = staticmethod(fn)  # type: ignore[assignment]
+        function: ClassVar[Callable[..., Any]] = staticmethod(fn)
         _arguments: dict[str, Any] | None = None
 
         def segmenter(self) -> Segmenter:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from conveyor.tools._tool import Tool
 
@@ -21,6 +21,7 @@ class _Entry:
     factory: ToolFactory
     schema: dict[str, Any]
     segmenter: dict[str, Any]
+    keeps_session_state: bool
 
 
 class ToolRegistry:
@@ -41,7 +42,9 @@ class ToolRegistry:
         factory = _as_factory(tool)
         probe = factory({})
         schema = probe.openai_schema()
-        self._entries[probe.name] = _Entry(factory, schema, probe.segmenter().spec())
+        self._entries[probe.name] = _Entry(
+            factory, schema, probe.segmenter().spec(), probe.keeps_session_state()
+        )
         return tool
 
     def create(self, name: str, config: dict[str, Any] | None = None) -> Tool:
@@ -52,6 +55,10 @@ class ToolRegistry:
         tool = entry.factory(dict(config or {}))
         tool.use_registry(self)
         return tool
+
+    def keeps_session_state(self, name: str) -> bool:
+        """Whether the tool ``name`` keeps state across the calls of a session."""
+        return self._entry(name).keeps_session_state
 
     def names(self) -> list[str]:
         return sorted(self._entries)
@@ -85,12 +92,5 @@ def _as_factory(tool: Any) -> ToolFactory:
         cls = tool
         return lambda config: cls(config=config)
     if callable(tool):
-        return tool  # type: ignore[no-any-return]
+        return cast(ToolFactory, tool)
     raise TypeError(f"not a tool class or factory: {tool!r}")
-
-
-def default_registry() -> ToolRegistry:
-    """A registry holding every built-in tool."""
-    from conveyor.tools.builtin import BUILTIN_TOOLS
-
-    return ToolRegistry(BUILTIN_TOOLS)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
-if TYPE_CHECKING:
-    from conveyor.tools._registry import ToolRegistry
-    from conveyor.tools.units import Segmenter, Unit
+from conveyor.tools.units import JsonFields, Segmenter, Unit
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,13 +24,22 @@ class Reject:
     reason: str
 
 
+class ToolSource(Protocol):
+    """What a tool that calls other tools needs of a registry (``ToolRegistry`` is one)."""
+
+    def create(self, name: str, config: dict[str, Any] | None = None) -> Tool: ...
+
+    def __contains__(self, name: object) -> bool: ...
+
+
 @dataclass(slots=True)
 class Tool:
     """A tool that acts on its input while the model is still writing it.
 
     One instance serves one invocation. The caller guarantees the order
-    ``start`` → ``feed``* → (``finish`` | ``cancel``), with ``finish`` or ``cancel`` exactly once.
-    Subclasses set the class attributes and override the coroutines they need.
+    [``use_session``] → ``start`` → ``feed``* → (``finish`` | ``cancel``), with ``finish`` or
+    ``cancel`` exactly once. Subclasses set the class attributes and override the coroutines
+    they need.
     """
 
     name: ClassVar[str]
@@ -43,12 +50,24 @@ class Tool:
 
     def segmenter(self) -> Segmenter:
         """How this tool's argument text is cut into units (default: every closed JSON field)."""
-        from conveyor.tools.units import JsonFields
-
         return JsonFields()
 
-    def use_registry(self, registry: ToolRegistry) -> None:
+    def use_registry(self, registry: ToolSource) -> None:
         """Called by ``ToolRegistry.create``; tools that call other tools (the planner) keep it."""
+
+    def use_session(self, state: dict[str, Any]) -> None:
+        """Called before ``start`` when this call belongs to a session.
+
+        ``state`` is one dict shared by every call of the session, in turn (never at once),
+        for as long as the session lives: keep in it what the next call should see (the python
+        tool keeps its globals there, like a notebook). Only tools that override this hook keep
+        state: calls of any other tool ignore their session and run in a fresh worker each.
+        """
+
+    @classmethod
+    def keeps_session_state(cls) -> bool:
+        """Whether this tool overrides :meth:`use_session`."""
+        return cls.use_session is not Tool.use_session
 
     async def start(self) -> None:
         """The call has been recognised: warm up (connect, open, import)."""

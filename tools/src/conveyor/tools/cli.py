@@ -57,17 +57,17 @@ def main(argv: list[str] | None = None) -> int:
     from conveyor.tools.sidecar.service import Sidecar
 
     try:
-        hub = Sidecar.from_file(args.config, worker_stderr=args.worker_stderr)
+        sidecar = Sidecar.from_file(args.config, worker_stderr=args.worker_stderr)
     except ConfigError as e:
         print(f"conveyor-tools: bad config: {e}", file=sys.stderr)
         return 2
     if args.check_config:
-        for name, tool in hub.config.tools.items():
+        for name, tool in sidecar.config.tools.items():
             print(f"{name}: network={tool.network} limits={tool.limits}")
         return 0
     from conveyor.tools.sidecar.server import serve
 
-    serve(hub, host=args.host, port=args.port, uds=args.uds, log_level=args.log_level)
+    serve(sidecar, host=args.host, port=args.port, uds=args.uds, log_level=args.log_level)
     return 0
 
 

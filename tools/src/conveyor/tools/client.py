@@ -5,7 +5,9 @@ each invocation's outcome is a future that resolves on the first ``result``, ``r
 ``error`` — a reject before ``finish`` resolves it at once so the caller can stop decoding.
 When the connection drops, every in-flight invocation fails fast with an ``error`` outcome,
 and the client reconnects in the background with exponential backoff, so new invocations work
-as soon as the sidecar is back.
+as soon as the sidecar is back. A :class:`ToolSession` groups invocations whose tools keep
+state between calls (the python tool's globals), as one request of the runtime does.
+Every frame is built and read by :mod:`conveyor.tools.protocol`.
 """
 
 from __future__ import annotations
@@ -13,22 +15,37 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import json
 import logging
 import os
 import random
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
 from websockets.asyncio.client import ClientConnection, connect, unix_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.typing import Subprotocol
 
+from conveyor.tools.protocol import (
+    SUBPROTOCOL,
+    Cancel,
+    ClientFrame,
+    EndSession,
+    ErrorFrame,
+    Finish,
+    Open,
+    ProtocolError,
+    Reason,
+    RejectFrame,
+    ResultFrame,
+    ServerFrame,
+    Timing,
+    UnitFrame,
+    decode_server_frame,
+    encode,
+)
 from conveyor.tools.units import Unit, unit_to_json
 
-PROTOCOL = "conveyor.tools/v1"
-SUBPROTOCOL = "conveyor.tools.v1"  # the websocket token for PROTOCOL ("/" is not allowed there)
 log = logging.getLogger("conveyor.tools.client")
 
 
@@ -44,8 +61,20 @@ class Outcome:
     content: str
     is_error: bool
     data: dict[str, Any] | None = None
-    timing: dict[str, Any] = field(default_factory=dict)
-    reason: str | None = None  # for errors: "timeout", "cpu limit", "connection lost"...
+    timing: dict[str, Any] = field(default_factory=dict)  # a protocol ``Timing``
+    reason: Reason | None = None  # for errors: timeout, cpu limit, connection lost...
+
+    @classmethod
+    def from_frame(cls, frame: ServerFrame) -> Outcome:
+        if isinstance(frame, ResultFrame):
+            return cls("result", frame.content, frame.is_error, frame.data, _plain(frame.timing))
+        if isinstance(frame, RejectFrame):
+            return cls("reject", frame.reason, True, None, _plain(frame.timing))
+        return cls("error", frame.message, True, reason=frame.reason)
+
+
+def _plain(timing: Timing) -> dict[str, Any]:
+    return cast(dict[str, Any], timing)  # a TypedDict is a dict: callers index it freely
 
 
 class Invocation:
@@ -67,28 +96,28 @@ class Invocation:
         if self._future.done():
             return
         payload = unit if isinstance(unit, dict) else unit_to_json(unit)
-        await self._send({"type": "unit", "id": self.id, "unit": payload})
+        await self._send(UnitFrame(self.id, payload))
 
     async def finish(self) -> None:
         """The input is complete: the tool's result follows as the outcome."""
         if not self._future.done():
-            await self._send({"type": "finish", "id": self.id})
+            await self._send(Finish(self.id))
 
     async def cancel(self) -> None:
         """Abandon the call; the outcome becomes an ``error`` (reason ``cancelled``)."""
         if self._future.done():
             return
-        self._resolve(Outcome("error", "cancelled by the client", True, reason="cancelled"))
+        self._resolve(Outcome("error", "cancelled by the client", True, reason=Reason.CANCELLED))
         self._client._forget(self.id)
         with contextlib.suppress(ConnectionClosed):
-            await self._ws.send(json.dumps({"type": "cancel", "id": self.id}))
+            await self._ws.send(encode(Cancel(self.id)))
 
     async def outcome(self) -> Outcome:
         return await asyncio.shield(self._future)
 
-    async def _send(self, frame: dict[str, Any]) -> None:
+    async def _send(self, frame: ClientFrame) -> None:
         try:
-            await self._ws.send(json.dumps(frame))
+            await self._ws.send(encode(frame))
         except ConnectionClosed as e:
             self._resolve(_lost(e))
 
@@ -102,8 +131,36 @@ def _lost(cause: object) -> Outcome:
         "error",
         f"connection to the tool sidecar was lost ({cause}); the invocation did not complete",
         True,
-        reason="connection lost",
+        reason=Reason.CONNECTION_LOST,
     )
+
+
+class ToolSession:
+    """Invocations whose tools keep state from one call to the next, like a notebook's cells.
+
+    Made by :meth:`SidecarClient.session`. The calls of one session run in turn in one worker;
+    a python call sees the names that earlier python calls of the session defined. Tools that
+    keep no state (``Tool.use_session`` not overridden) run as if outside any session.
+    ``close`` frees the session's worker at once (otherwise the sidecar frees it after
+    ``pool.session_idle_seconds``); it is also an async context manager.
+    """
+
+    def __init__(self, client: SidecarClient, key: str) -> None:
+        self.key = key
+        self._client = client
+
+    async def open(self, tool: str) -> Invocation:
+        """Start an invocation of ``tool`` in this session."""
+        return await self._client.open(tool, session=self.key)
+
+    async def close(self) -> None:
+        await self._client._end_session(self.key)
+
+    async def __aenter__(self) -> ToolSession:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
 
 class SidecarClient:
@@ -215,37 +272,19 @@ class SidecarClient:
 
     def _dispatch(self, message: str | bytes) -> None:
         try:
-            frame = json.loads(message)
-            kind, id = frame["type"], frame.get("id")
-        except (ValueError, KeyError, TypeError):
-            log.warning("unreadable frame from the sidecar: %.200r", message)
+            frame = decode_server_frame(message)
+        except ProtocolError as e:
+            log.warning("unreadable frame from the sidecar (%s): %.200r", e.message, message)
+            if e.id is not None and (inv := self._inflight.pop(e.id, None)) is not None:
+                text = f"protocol: unreadable answer from the sidecar ({e.message})"
+                inv._resolve(Outcome("error", text, True, reason=Reason.PROTOCOL))
             return
-        inv = self._inflight.pop(id, None) if isinstance(id, str) else None
+        inv = self._inflight.pop(frame.id, None) if frame.id is not None else None
         if inv is None:
-            if kind == "error":  # usually the answer to our own cancel: nothing waits for it
-                log.debug("sidecar error without a live invocation: %s", frame.get("message"))
+            if isinstance(frame, ErrorFrame):  # usually the answer to our own cancel
+                log.debug("sidecar error without a live invocation: %s", frame.message)
             return
-        if kind == "result":
-            outcome = Outcome(
-                "result",
-                str(frame.get("content", "")),
-                bool(frame.get("is_error", False)),
-                frame.get("data"),
-                frame.get("timing") or {},
-            )
-        elif kind == "reject":
-            reason = str(frame.get("reason", ""))
-            outcome = Outcome("reject", reason, True, None, frame.get("timing") or {})
-        else:
-            outcome = Outcome(
-                "error",
-                str(frame.get("message", "")),
-                True,
-                None,
-                frame.get("timing") or {},
-                reason=frame.get("reason"),
-            )
-        inv._resolve(outcome)
+        inv._resolve(Outcome.from_frame(frame))
 
     def _forget(self, id: str) -> None:
         self._inflight.pop(id, None)
@@ -261,13 +300,20 @@ class SidecarClient:
             ws = await self._wait_connected()
         inv = Invocation(self, f"{self._prefix}-{next(self._ids)}", tool, ws)
         self._inflight[inv.id] = inv
-        frame: dict[str, Any] = {"type": "open", "id": inv.id, "tool": tool}
-        if session is not None:
-            frame["session"] = session
-        await inv._send(frame)
+        await inv._send(Open(inv.id, tool, session))
         if inv.done:
             self._inflight.pop(inv.id, None)
         return inv
+
+    def session(self) -> ToolSession:
+        """A new session: invocations opened through it share their tools' state."""
+        return ToolSession(self, f"{self._prefix}-s{next(self._ids)}")
+
+    async def _end_session(self, key: str) -> None:
+        ws = self._ws if self._connected.is_set() else None
+        if ws is not None:  # else the sidecar frees the worker after its idle time
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(encode(EndSession(key)))
 
     async def tools(self) -> list[dict[str, Any]]:
         """The enabled tools: OpenAI tool dicts with ``x-conveyor.segmenter``."""

@@ -15,8 +15,8 @@ from typing import Any
 
 from conveyor.runtime.bench.ideal import Job
 from conveyor.runtime.bench.systems import RoundRecord
-from conveyor.runtime.bench.tools import units_of
 from conveyor.runtime.bench.workloads import Round
+from conveyor.runtime.calls import units_of
 from conveyor.tools.units import Field, Step, Unit
 
 # Tools whose work runs in the background of the unit that starts it (the search request starts

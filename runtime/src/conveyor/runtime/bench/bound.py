@@ -28,8 +28,9 @@ from conveyor.runtime.bench.arrivals import (
 )
 from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency
 from conveyor.runtime.bench.systems import RunRecord
-from conveyor.runtime.bench.tools import run_call, units_of
+from conveyor.runtime.bench.tools import run_call
 from conveyor.runtime.bench.workloads import Round, Workload
+from conveyor.runtime.calls import units_of
 from conveyor.tools import default_registry
 from conveyor.tools.builtin.planner import _arguments as step_arguments
 from conveyor.tools.client import SidecarClient

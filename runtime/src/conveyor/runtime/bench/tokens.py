@@ -1,11 +1,11 @@
 """Same tokens for every system: the peer's logit bias, and the check on ``completion_tokens``.
 
-Conveyor's replayed turns decode with a length bias (``replay_bias``) that makes the forced text
-come out as its longest-match tokenization whatever the prompt; vLLM's own server gets the very
-same bias through the API's ``logit_bias``. Every run records its tokens per round, and
-``agreement`` checks them: a round decoded to its end must have the same count in every run of
-every system; a round cut short by an early abort may only have fewer, and the rest is reported
-as not decoded.
+Conveyor's replayed turns decode with a length bias (``replay.longest_match_bias``) that makes
+the forced text come out as its longest-match tokenization whatever the prompt; vLLM's own
+server gets the very same bias through the API's ``logit_bias``. Every run records its tokens
+per round, and ``agreement`` checks them: a round decoded to its end must have the same count
+in every run of every system; a round cut short by an early abort may only have fewer, and the
+rest is reported as not decoded.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.runtime.engine import replay_bias
+from conveyor.runtime.replay import longest_match_bias
 
 
 def peer_logit_bias(model: str) -> dict[str, float]:
@@ -22,7 +22,7 @@ def peer_logit_bias(model: str) -> dict[str, float]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model)
-    return {str(i): bias for i, bias in replay_bias(tokenizer).items() if bias}
+    return {str(i): bias for i, bias in longest_match_bias(tokenizer).items() if bias}
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from conveyor.tools.parsing import CallFinished, CallStarted, ParseError, parse_all
+from conveyor.tools.parsing import CallFinished, CallMalformed, CallStarted, parse_all
 
 KNOWN_TOOLS = frozenset({"python", "sqlite", "search", "calculator", "planner"})
 
@@ -179,7 +179,7 @@ def check(workload: Workload, source: str) -> None:
             if call.name not in workload.tools:
                 raise WorkloadError(f"{source}.rounds[{i}]: {call.name!r} is not in tools")
         events = parse_all("hermes", round_.text())
-        errors = [e for e in events if isinstance(e, ParseError)]
+        errors = [e for e in events if isinstance(e, CallMalformed)]
         if errors:
             raise WorkloadError(f"{source}.rounds[{i}]: does not parse: {errors[0].message}")
         started = [e.name for e in events if isinstance(e, CallStarted)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from conveyor.tools._registry import ToolRegistry
 from conveyor.tools._tool import Tool
 from conveyor.tools.builtin.calculator import CalculatorTool
 from conveyor.tools.builtin.planner import PlannerTool
@@ -18,6 +19,12 @@ BUILTIN_TOOLS: tuple[type[Tool], ...] = (
     PlannerTool,
 )
 
+
+def default_registry() -> ToolRegistry:
+    """A registry holding every built-in tool."""
+    return ToolRegistry(BUILTIN_TOOLS)
+
+
 __all__ = [
     "BUILTIN_TOOLS",
     "CalculatorTool",
@@ -25,5 +32,6 @@ __all__ = [
     "PythonTool",
     "SearchTool",
     "SqliteTool",
+    "default_registry",
     "validated",
 ]

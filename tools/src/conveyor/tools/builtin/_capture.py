@@ -24,7 +24,7 @@ class _Router(io.TextIOBase):
         self.fallback = fallback
 
     def write(self, s: str) -> int:
-        target = getattr(_local, self._which, None)
+        target: io.StringIO | None = getattr(_local, self._which, None)
         if target is None:
             return self.fallback.write(s)
         return target.write(s)
@@ -41,9 +41,9 @@ def _install() -> None:
     # Re-checked on every use: a test runner may have swapped the streams since.
     with _lock:
         if not isinstance(sys.stdout, _Router):
-            sys.stdout = _Router("stdout", sys.stdout)  # type: ignore[assignment]
+            sys.stdout = _Router("stdout", sys.stdout)
         if not isinstance(sys.stderr, _Router):
-            sys.stderr = _Router("stderr", sys.stderr)  # type: ignore[assignment]
+            sys.stderr = _Router("stderr", sys.stderr)
 
 
 @contextmanager

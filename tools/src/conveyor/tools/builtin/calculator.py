@@ -68,7 +68,8 @@ def evaluate(expression: str) -> int | float:
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         raise CalculatorError(f"not an expression: {exc}") from None
     try:
-        return _eval(tree.body)
+        value: int | float = _eval(tree.body)
+        return value
     except (ZeroDivisionError, OverflowError, ValueError, TypeError, RecursionError) as exc:
         if isinstance(exc, CalculatorError):
             raise

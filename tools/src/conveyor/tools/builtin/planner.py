@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import json
 import re
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from conveyor.tools._tool import Reject, Result, Tool
+from conveyor.tools._tool import Reject, Result, Tool, ToolSource
 from conveyor.tools.units import (
     ParseError,
     Ref,
@@ -24,9 +24,6 @@ from conveyor.tools.units import (
     parse_step,
     plan_field,
 )
-
-if TYPE_CHECKING:
-    from conveyor.tools._registry import ToolRegistry
 
 _TEXT_REF = re.compile(r"\$(\d+)")
 
@@ -46,14 +43,14 @@ class PlannerTool(Tool):
 
     def __init__(self, config: dict[str, Any] | None = None) -> None:
         super().__init__(config=config or {})
-        self._registry: ToolRegistry | None = None
+        self._registry: ToolSource | None = None
         self._steps: dict[int, Step] = {}
         self._tasks: dict[int, asyncio.Task[Result]] = {}
 
     def segmenter(self) -> Segmenter:
         return plan_field("plan")
 
-    def use_registry(self, registry: ToolRegistry) -> None:
+    def use_registry(self, registry: ToolSource) -> None:
         self._registry = registry
 
     async def feed(self, unit: Unit) -> Reject | None:
@@ -76,9 +73,7 @@ class PlannerTool(Tool):
     def _add(self, step: Step) -> Reject | None:
         # Everything that makes a plan impossible is known from its line: abort decoding now.
         if self._registry is None:
-            from conveyor.tools._registry import default_registry
-
-            self._registry = default_registry()
+            return Reject("the planner has no tools: create it through a ToolRegistry")
         if step.id in self._steps:
             return Reject(f"step ${step.id} is defined twice")
         if step.tool == self.name or step.tool not in self._registry:

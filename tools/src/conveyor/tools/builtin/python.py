@@ -46,6 +46,10 @@ class PythonTool(Tool):
     def segmenter(self) -> Segmenter:
         return code_field("code")
 
+    def use_session(self, state: dict[str, Any]) -> None:
+        # The session's calls share one namespace: a later call sees the earlier ones' names.
+        self._namespace = state.setdefault("python.namespace", self._namespace)
+
     async def start(self) -> None:
         # One thread per invocation keeps its statements ordered and off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conveyor-python")

@@ -10,8 +10,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
-from conveyor.tools._registry import ToolRegistry
-from conveyor.tools._tool import Reject, Result, Tool
+from conveyor.tools._tool import Reject, Result, Tool, ToolSource
 from conveyor.tools.builtin._fields import scalar_leaves
 from conveyor.tools.units import Field, ParseError, Path, Segmenter, Unit, Whole
 
@@ -61,8 +60,13 @@ def validated(tool: type[Tool], rules: Mapping[RuleKey, Rule] | None = None) -> 
         def segmenter(self) -> Segmenter:
             return self.inner.segmenter()
 
-        def use_registry(self, registry: ToolRegistry) -> None:
+        def use_registry(self, registry: ToolSource) -> None:
             self.inner.use_registry(registry)
+
+        if tool.keeps_session_state():
+
+            def use_session(self, state: dict[str, Any]) -> None:
+                self.inner.use_session(state)
 
         async def start(self) -> None:
             await self.inner.start()

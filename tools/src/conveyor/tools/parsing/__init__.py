@@ -1,7 +1,7 @@
 """Streaming tool-call parsers: find tool calls, and their argument text, in a token stream.
 
 ``ToolCallStream(format)`` turns text deltas into ``Text``, ``CallStarted``,
-``ArgumentsDelta``, ``CallFinished`` and ``ParseError`` events. For every format, the
+``ArgumentsDelta``, ``CallFinished`` and ``CallMalformed`` events. For every format, the
 ``ArgumentsDelta`` texts of a call concatenate to the JSON text of its arguments object, so
 they can be fed straight to the tool's segmenter.
 """
@@ -10,9 +10,9 @@ from conveyor.tools.parsing._base import FormatParser
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 from conveyor.tools.parsing._registry import formats, register_format
@@ -24,7 +24,7 @@ __all__ = [
     "CallStarted",
     "Event",
     "FormatParser",
-    "ParseError",
+    "CallMalformed",
     "Text",
     "ToolCallStream",
     "formats",

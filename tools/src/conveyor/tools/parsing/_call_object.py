@@ -12,9 +12,9 @@ import re
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
 )
 from conveyor.tools.parsing._scan import JsonSpan
 
@@ -27,8 +27,8 @@ _START, _KEY_OR_END, _KEY, _COLON, _VALUE, _ARGS, _SKIP, _AFTER, _DONE, _ERROR =
 class CallObject:
     """Feeds on a buffer: ``feed(s, i, out) -> i`` consumes what it can from ``s[i:]``.
 
-    ``done`` is set after the closing brace (a ``CallFinished`` or ``ParseError`` was emitted),
-    ``failed`` when the object was malformed (a ``ParseError`` was emitted).
+    ``done`` is set after the closing brace (a ``CallFinished`` or ``CallMalformed`` was emitted),
+    ``failed`` when the object was malformed (a ``CallMalformed`` was emitted).
     """
 
     __slots__ = (
@@ -64,13 +64,13 @@ class CallObject:
     def started(self) -> bool:
         return self._name is not None
 
-    def truncated(self) -> ParseError:
+    def truncated(self) -> CallMalformed:
         self._state = _ERROR
-        return ParseError(self.call_id, "truncated tool call")
+        return CallMalformed(self.call_id, "truncated tool call")
 
     def _fail(self, out: list[Event], message: str) -> None:
         self._state = _ERROR
-        out.append(ParseError(self.call_id, message))
+        out.append(CallMalformed(self.call_id, message))
 
     def feed(self, s: str, i: int, out: list[Event]) -> int:
         n = len(s)
@@ -97,7 +97,7 @@ class CallObject:
                 if closed:
                     self._state = _AFTER
                 continue
-            i = _WS.match(s, i).end()  # type: ignore[union-attr]
+            i = _WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
             if i >= n:
                 break
             c = s[i]
@@ -184,7 +184,7 @@ class CallObject:
                 return -1
             self._state = _AFTER
             return m.end()
-        j = _SCALAR.match(s, i).end()  # type: ignore[union-attr]
+        j = _SCALAR.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
         if j >= len(s):
             return -1
         self._state = _AFTER

@@ -39,11 +39,11 @@ class CallFinished:
 
 
 @dataclass(frozen=True, slots=True)
-class ParseError:
+class CallMalformed:
     """The call ``call_id`` is malformed or truncated; it will not finish. The stream goes on."""
 
     call_id: str
     message: str
 
 
-Event = Text | CallStarted | ArgumentsDelta | CallFinished | ParseError
+Event = Text | CallStarted | ArgumentsDelta | CallFinished | CallMalformed

@@ -14,9 +14,9 @@ from conveyor.tools.parsing._base import FormatParser
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 
@@ -105,12 +105,12 @@ class FencedParser(FormatParser):
 
     def _end(self, rest: str, out: list[Event]) -> None:
         if self._in_block:
-            if self._line == _LINE_START and self.closer.match(rest):
+            if self._line == _LINE_START and (closing := self.closer.match(rest)):
                 self._finish(out)
-                rest = rest[self.closer.match(rest).end() :]  # type: ignore[union-attr]
+                rest = rest[closing.end() :]
             else:
                 self._in_block = False
-                out.append(ParseError(self._call_id, f"truncated {self.tool} block"))
+                out.append(CallMalformed(self._call_id, f"truncated {self.tool} block"))
                 rest = ""
         if rest:
             out.append(Text(rest))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 
-from conveyor.tools.parsing._events import Event, ParseError
+from conveyor.tools.parsing._events import CallMalformed, Event
 from conveyor.tools.parsing._registry import parser_class
 
 log = logging.getLogger(__name__)
@@ -15,8 +15,8 @@ class ToolCallStream:
     """Parses a reply in the tool-call ``format`` as it streams.
 
     ``feed(delta)`` returns the events that ``delta`` completes, ``close()`` the rest (a
-    truncated call gives a ``ParseError``). Call ids are ``f"{id_prefix}{n}"``, n from 0.
-    Nothing raises on any input: a parser bug is logged, reported as a ``ParseError`` for
+    truncated call gives a ``CallMalformed``). Call ids are ``f"{id_prefix}{n}"``, n from 0.
+    Nothing raises on any input: a parser bug is logged, reported as a ``CallMalformed`` for
     the call in progress, and the parser starts over.
     """
 
@@ -47,7 +47,7 @@ class ToolCallStream:
     def _recover(self, exc: Exception) -> list[Event]:
         log.exception("tool-call parser %s failed; starting over", self.format)
         self._parser = self._cls(self._new_id)
-        return [ParseError(self._last_id, f"internal parser error: {exc!r}")]
+        return [CallMalformed(self._last_id, f"internal parser error: {exc!r}")]
 
 
 def parse_all(format: str, text: str) -> list[Event]:

@@ -41,7 +41,7 @@ class HermesParser(FormatParser):
                 else:
                     return i
             elif st == _AFTER:
-                i = WS.match(s, i).end()  # type: ignore[union-attr]
+                i = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if i >= n:
                     return i
                 if s.startswith(CLOSE, i):

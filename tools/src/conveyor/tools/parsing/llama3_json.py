@@ -24,7 +24,7 @@ class Llama3JsonParser(FormatParser):
         while True:
             st = self._state
             if st == _BEGIN:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i  # leading whitespace: undecided yet
                 if s[j] == "{":
@@ -46,7 +46,7 @@ class Llama3JsonParser(FormatParser):
                 i = found + len(TAG)
                 self._state = _CALL_START
             elif st == _CALL_START:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 if s[j] == "{":
@@ -65,7 +65,7 @@ class Llama3JsonParser(FormatParser):
                 else:
                     return i
             elif st == _SEP:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 if s[j] == ";":

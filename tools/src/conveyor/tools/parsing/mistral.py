@@ -11,9 +11,9 @@ from conveyor.tools.parsing._call_object import CallObject
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 from conveyor.tools.parsing._scan import JsonSpan, find_marker
@@ -48,7 +48,7 @@ class MistralParser(FormatParser):
                 i = found + len(TAG)
                 self._state = _AFTER_TAG
             elif st == _AFTER_TAG or st == _ITEM or st == _ITEM_SEP:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 c = s[j]
@@ -91,11 +91,11 @@ class MistralParser(FormatParser):
                 out.append(CallStarted(self._v11_id, self._v11_name))
                 self._state, i = _V11_ARGS_START, m.end()
             elif st == _V11_ARGS_START:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 if s[j] != "{":
-                    out.append(ParseError(self._v11_id, "expected a JSON object after [ARGS]"))
+                    out.append(CallMalformed(self._v11_id, "expected a JSON object after [ARGS]"))
                     self._state, i = _SKIP, j
                     continue
                 self._span = JsonSpan()
@@ -106,7 +106,9 @@ class MistralParser(FormatParser):
                     self._v11_args.append(s[i:end])
                     out.append(ArgumentsDelta(self._v11_id, s[i:end]))
                 if self._span.error:
-                    out.append(ParseError(self._v11_id, f"malformed arguments: {self._span.error}"))
+                    out.append(
+                        CallMalformed(self._v11_id, f"malformed arguments: {self._span.error}")
+                    )
                     self._state, i = _SKIP, end
                     continue
                 i = end
@@ -125,10 +127,10 @@ class MistralParser(FormatParser):
         try:
             arguments = json.loads("".join(self._v11_args), strict=False)
         except ValueError as exc:
-            out.append(ParseError(self._v11_id, f"malformed arguments: {exc}"))
+            out.append(CallMalformed(self._v11_id, f"malformed arguments: {exc}"))
             return
         if not isinstance(arguments, dict):
-            out.append(ParseError(self._v11_id, "the arguments must be a JSON object"))
+            out.append(CallMalformed(self._v11_id, "the arguments must be a JSON object"))
             return
         out.append(CallFinished(self._v11_id, self._v11_name, arguments))
 
@@ -139,7 +141,7 @@ class MistralParser(FormatParser):
         elif st == _CALL and self._call is not None:
             out.append(self._call.truncated())
         elif st in (_V11_ARGS_START, _V11_ARGS):
-            out.append(ParseError(self._v11_id, "truncated tool call"))
+            out.append(CallMalformed(self._v11_id, "truncated tool call"))
         elif st == _V11_NAME and rest:
             out.append(Text(rest))
         self._state = _TEXT

@@ -16,9 +16,9 @@ from conveyor.tools.parsing._base import WS, FormatParser
 from conveyor.tools.parsing._events import (
     ArgumentsDelta,
     CallFinished,
+    CallMalformed,
     CallStarted,
     Event,
-    ParseError,
     Text,
 )
 
@@ -56,7 +56,7 @@ class PythonicParser(FormatParser):
                     out.append(Text(s[i:k]))
                 if _CALL_LIST.match(s, k):
                     self._state, i = _HEAD_S, k + 1
-                elif _CALL_LIST_PREFIX.match(s, k).end() == n:  # type: ignore[union-attr]
+                elif _CALL_LIST_PREFIX.match(s, k).end() == n:  # type: ignore[union-attr]  # s[k] is [
                     return k  # may still become a call list
                 else:
                     out.append(Text("["))
@@ -64,7 +64,7 @@ class PythonicParser(FormatParser):
             elif st == _HEAD_S:
                 m = _HEAD.match(s, i)
                 if m is None:
-                    if _HEAD_PREFIX.match(s, i).end() == n:  # type: ignore[union-attr]
+                    if _HEAD_PREFIX.match(s, i).end() == n:  # type: ignore[union-attr]  # `*`: always matches
                         return i
                     self._fail(out, self.new_id(), "expected a call `name(...)`")
                     continue
@@ -73,7 +73,7 @@ class PythonicParser(FormatParser):
                 out.append(CallStarted(self._call_id, self._call_name))
                 self._state, i = _ARG, m.end()
             elif st == _ARG or st == _ARG_SEP or st == _AFTER_CALL:
-                j = WS.match(s, i).end()  # type: ignore[union-attr]
+                j = WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j >= n:
                     return i
                 c = s[j]
@@ -94,7 +94,7 @@ class PythonicParser(FormatParser):
                 else:
                     m = _KWARG.match(s, j)
                     if m is None:
-                        if _KWARG_PREFIX.match(s, j) and _KWARG_PREFIX.match(s, j).end() == n:  # type: ignore[union-attr]
+                        if (p := _KWARG_PREFIX.match(s, j)) is not None and p.end() == n:
                             return i
                         self._fail(out, self._call_id, "only keyword arguments are supported")
                         i = j
@@ -120,7 +120,7 @@ class PythonicParser(FormatParser):
                 self._state, i = _TEXT, k + 1
 
     def _fail(self, out: list[Event], call_id: str, message: str) -> None:
-        out.append(ParseError(call_id, message))
+        out.append(CallMalformed(call_id, message))
         self._state = _SKIP
 
     def _close_value(self, out: list[Event]) -> None:
@@ -149,9 +149,9 @@ class PythonicParser(FormatParser):
         if st == _TEXT and rest:
             out.append(Text(rest))
         elif st in (_ARG, _VALUE, _ARG_SEP):
-            out.append(ParseError(self._call_id, "truncated tool call"))
+            out.append(CallMalformed(self._call_id, "truncated tool call"))
         elif st == _HEAD_S:
-            out.append(ParseError(self.new_id(), "truncated tool call"))
+            out.append(CallMalformed(self.new_id(), "truncated tool call"))
         self._state = _TEXT
 
 

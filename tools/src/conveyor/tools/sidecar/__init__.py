@@ -4,7 +4,7 @@ Public surface: :class:`Sidecar` (configured service), :func:`create_app` (its s
 :func:`load_config` / :class:`ConfigError` (``tools.yaml``), and ``PROTOCOL``.
 """
 
+from conveyor.tools.protocol import PROTOCOL
 from conveyor.tools.sidecar.config import ConfigError, SidecarConfig, load_config
-from conveyor.tools.sidecar.protocol import PROTOCOL
 
 __all__ = ["PROTOCOL", "ConfigError", "SidecarConfig", "load_config"]

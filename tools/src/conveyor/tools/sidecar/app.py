@@ -12,41 +12,40 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from conveyor.tools.sidecar.connection import Connection
-from conveyor.tools.sidecar.protocol import PROTOCOL
+from conveyor.tools.protocol import PROTOCOL
 from conveyor.tools.sidecar.service import Sidecar
 
 
-def create_app(hub: Sidecar) -> Starlette:
+def create_app(sidecar: Sidecar) -> Starlette:
     async def invocations(ws: WebSocket) -> None:
-        await Connection(ws, hub).run()
+        await sidecar.serve(ws)
 
     async def tools(request: Request) -> Response:
-        return JSONResponse(hub.specs())
+        return JSONResponse(sidecar.specs())
 
     async def healthz(request: Request) -> Response:
         return PlainTextResponse("ok\n")
 
     async def readyz(request: Request) -> Response:
         body = {
-            "ready": hub.pool.is_warm() and not hub.draining,
-            "draining": hub.draining,
+            "ready": sidecar.pool.is_warm() and not sidecar.draining,
+            "draining": sidecar.draining,
             "protocol": PROTOCOL,
-            "workers_ready": sum(len(r) for r in hub.pool.ready.values()),
-            "isolation": hub.pool.applied,
+            "workers_ready": sum(len(r) for r in sidecar.pool.ready.values()),
+            "isolation": sidecar.pool.applied,
         }
         return JSONResponse(body, status_code=200 if body["ready"] else 503)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(hub.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(sidecar.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await hub.start()
+        await sidecar.start()
         try:
             yield
         finally:
-            await hub.close()
+            await sidecar.close()
 
     return Starlette(
         routes=[

@@ -1,16 +1,17 @@
-"""The sidecar ↔ worker channel: length-prefixed JSON messages over a Unix socket pair.
+"""The sidecar ↔ worker channel: length-prefixed messages over a Unix socket pair.
 
-A 4-byte big-endian length, then UTF-8 JSON. Length prefixes (not lines) let the sidecar
-forward a client's frame text to the worker unchanged, whatever whitespace it contains, and let
-the reader refuse an oversized message before reading it.
+A 4-byte big-endian length, then the message's UTF-8 JSON (:mod:`conveyor.tools.protocol.worker`).
+Length prefixes (not lines) let the sidecar forward a client's frame text to the worker
+unchanged, whatever whitespace it contains, and let the reader refuse an oversized message
+before reading it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import struct
-from typing import Any
+
+from conveyor.tools.protocol.worker import WorkerMessage, encode_message
 
 HEADER = struct.Struct(">I")
 
@@ -25,12 +26,12 @@ def pack(payload: bytes) -> bytes:
     return HEADER.pack(len(payload)) + payload
 
 
-def pack_json(obj: dict[str, Any]) -> bytes:
-    return pack(json.dumps(obj).encode())
+def pack_message(msg: WorkerMessage) -> bytes:
+    return pack(encode_message(msg))
 
 
-async def read_message(reader: asyncio.StreamReader, max_bytes: int) -> dict[str, Any] | None:
-    """The next message, or None at end of stream."""
+async def read_payload(reader: asyncio.StreamReader, max_bytes: int) -> bytes | None:
+    """The next message's bytes, or None at end of stream."""
     try:
         header = await reader.readexactly(HEADER.size)
     except asyncio.IncompleteReadError:
@@ -39,10 +40,6 @@ async def read_message(reader: asyncio.StreamReader, max_bytes: int) -> dict[str
     if size > max_bytes:
         raise MessageTooLarge(size)
     try:
-        payload = await reader.readexactly(size)
+        return await reader.readexactly(size)
     except asyncio.IncompleteReadError:
         return None
-    obj = json.loads(payload)
-    if not isinstance(obj, dict):
-        raise ValueError("message is not a JSON object")
-    return obj

@@ -12,24 +12,28 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from conveyor.tools.sidecar.invocation import Invocation, State
-from conveyor.tools.sidecar.protocol import (
+from conveyor.tools.protocol import (
     SUBPROTOCOL,
     Cancel,
+    EndSession,
+    ErrorFrame,
     Finish,
     Open,
     ProtocolError,
+    Reason,
+    ServerFrame,
     UnitFrame,
-    error_frame,
-    parse_client_frame,
+    decode_client_frame,
+    encode,
 )
-
-if TYPE_CHECKING:
-    from conveyor.tools.sidecar.service import Sidecar
+from conveyor.tools.sidecar.config import ServerSettings
+from conveyor.tools.sidecar.job import Job, State
+from conveyor.tools.sidecar.metrics import SidecarMetrics
 
 log = logging.getLogger("conveyor.tools.sidecar")
 
@@ -37,27 +41,46 @@ OUTBOX_SIZE = 10_000
 REMEMBERED_IDS = 8192  # ids kept after they end, to tell "after finish" from "unknown"
 
 
+class JobOpener(Protocol):
+    """Starts the job an ``open`` asks for, or says why not (an ``error`` to send)."""
+
+    def __call__(
+        self,
+        frame: Open,
+        send: Callable[[ServerFrame], None],
+        on_done: Callable[[Job, bool], None],
+    ) -> Job | ErrorFrame: ...
+
+
 class Connection:
-    def __init__(self, ws: WebSocket, hub: Sidecar) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        settings: ServerSettings,
+        metrics: SidecarMetrics,
+        open_job: JobOpener,
+        end_session: Callable[[str], None],
+    ) -> None:
         self.ws = ws
-        self.hub = hub
-        self.invocations: dict[str, Invocation] = {}
+        self.jobs: dict[str, Job] = {}
+        self._settings = settings
+        self._metrics = metrics
+        self._open_job = open_job
+        self._end_session = end_session
         self._ended: OrderedDict[str, bool] = OrderedDict()  # id → ended after the client's finish
         self.outbox: asyncio.Queue[str | None] = asyncio.Queue(OUTBOX_SIZE)
         self.closing: tuple[int, str] | None = None
         self._closed = asyncio.Event()
 
-    # -- the Conn interface for invocations ----------------------------------------------------
-
-    def send(self, frame: str) -> None:
+    def send(self, frame: ServerFrame) -> None:
         try:
-            self.outbox.put_nowait(frame)
+            self.outbox.put_nowait(encode(frame))
         except asyncio.QueueFull:
             self.close(1008, "client is not reading its answers")
 
-    def ended(self, id: str, finished: bool) -> None:
-        self.invocations.pop(id, None)
-        self._ended[id] = finished
+    def _job_ended(self, job: Job, finished: bool) -> None:
+        self.jobs.pop(job.id, None)
+        self._ended[job.id] = finished
         if len(self._ended) > REMEMBERED_IDS:
             self._ended.popitem(last=False)
 
@@ -78,8 +101,6 @@ class Connection:
             await self.ws.close(1002, f"unsupported protocol; this sidecar speaks {SUBPROTOCOL}")
             return
         await self.ws.accept(subprotocol=SUBPROTOCOL if offered else None)
-        self.hub.connections.add(self)
-        self.hub.metrics.connections.inc()
         writer = asyncio.create_task(self._write_loop())
         reader = asyncio.create_task(self._read_loop())
         closed = asyncio.create_task(self._closed.wait())
@@ -88,10 +109,10 @@ class Connection:
         finally:
             for task in (reader, closed):
                 task.cancel()
-            for inv in list(self.invocations.values()):
-                self.hub.metrics.cancelled_by_disconnect.inc()
-                inv.cancel("cancelled: the client disconnected")
-            self.invocations.clear()
+            for job in list(self.jobs.values()):
+                self._metrics.cancelled_by_disconnect.inc()
+                job.cancel("cancelled: the client disconnected")
+            self.jobs.clear()
             if self.closing is not None and not writer.done():
                 await asyncio.wait({writer}, timeout=1.0)
             writer.cancel()
@@ -100,8 +121,6 @@ class Connection:
                     await self.ws.close(*self.closing)
                 except (RuntimeError, OSError, WebSocketDisconnect):
                     pass
-            self.hub.connections.discard(self)
-            self.hub.metrics.connections.dec()
 
     async def _write_loop(self) -> None:
         try:
@@ -125,73 +144,65 @@ class Connection:
                 self.handle(raw)
             except Exception:  # a bug must cost one frame, never the connection
                 log.exception("frame handling failed")
-                self.send(error_frame(None, "internal error handling a frame", "internal"))
+                self.send(ErrorFrame(None, "internal error handling a frame", Reason.INTERNAL))
 
     def handle(self, raw: bytes) -> None:
         try:
-            frame = parse_client_frame(raw, self.hub.config.server.max_frame_bytes)
+            frame = decode_client_frame(raw, self._settings.max_frame_bytes)
         except ProtocolError as e:
-            self.hub.metrics.protocol_errors.inc()
-            inv = self.invocations.get(e.id) if e.id is not None else None
-            if inv is not None:
-                inv.fail(f"protocol: {e.message}")
+            self._metrics.protocol_errors.inc()
+            job = self.jobs.get(e.id) if e.id is not None else None
+            if job is not None:
+                job.fail(f"protocol: {e.message}", Reason.PROTOCOL)
             else:
-                self.send(error_frame(e.id, e.message))
+                self.send(ErrorFrame(e.id, e.message))
             return
-        inv = self.invocations.get(frame.id)
+        if isinstance(frame, EndSession):
+            self._end_session(frame.id)
+            return
+        job = self.jobs.get(frame.id)
         if isinstance(frame, UnitFrame):
-            if inv is not None and inv.state is State.OPEN:
-                inv.forward(raw, unit=True)
+            if job is not None and job.state is State.OPEN:
+                job.forward(raw, unit=True)
                 return
         elif isinstance(frame, Open):
-            self._open(frame, inv)
+            self._open(frame, job)
             return
         elif isinstance(frame, Finish):
-            if inv is not None and inv.state is State.OPEN:
-                inv.forward(raw, unit=False)
+            if job is not None and job.state is State.OPEN:
+                job.forward(raw, unit=False)
                 return
         elif isinstance(frame, Cancel):
-            if inv is not None:
-                inv.cancel("cancelled by the client")
+            if job is not None:
+                job.cancel("cancelled by the client")
             return  # a cancel racing the answer is normal: no error
-        self._violation(frame.id, inv)
+        self._violation(frame.id, job)
 
-    def _violation(self, id: str, inv: Invocation | None) -> None:
+    def _violation(self, id: str, job: Job | None) -> None:
         if id in self._ended and not self._ended[id]:
             # Rejected, failed or cancelled by us: frames the client had already sent are
             # expected, and dropped.
             return
-        self.hub.metrics.protocol_errors.inc()
-        if inv is not None:  # a unit or finish after finish on a live invocation
-            inv.fail("protocol: frame after finish")
+        self._metrics.protocol_errors.inc()
+        if job is not None:  # a unit or finish after finish on a live invocation
+            job.fail("protocol: frame after finish", Reason.PROTOCOL)
         elif id in self._ended:
-            self.send(error_frame(id, "protocol: frame after finish"))
+            self.send(ErrorFrame(id, "protocol: frame after finish"))
         else:
-            self.send(error_frame(id, "protocol: unknown id (no open for it)"))
+            self.send(ErrorFrame(id, "protocol: unknown id (no open for it)"))
 
-    def _open(self, frame: Open, existing: Invocation | None) -> None:
-        hub = self.hub
+    def _open(self, frame: Open, existing: Job | None) -> None:
         if existing is not None:
-            hub.metrics.protocol_errors.inc()
-            existing.fail("protocol: duplicate open for a live id")
+            self._metrics.protocol_errors.inc()
+            existing.fail("protocol: duplicate open for a live id", Reason.PROTOCOL)
             return
-        if hub.draining:
-            self.send(error_frame(frame.id, "sidecar shutting down: not accepting", "shutdown"))
+        if len(self.jobs) >= self._settings.max_invocations_per_connection:
+            self.send(ErrorFrame(frame.id, "too many open invocations", Reason.OVERLOADED))
             return
-        tool = hub.config.tools.get(frame.tool)
-        if tool is None:
-            self.send(error_frame(frame.id, f"unknown tool {frame.tool!r}", "unknown tool"))
+        opened = self._open_job(frame, self.send, self._job_ended)
+        if isinstance(opened, ErrorFrame):
+            self.send(opened)
             return
-        if len(self.invocations) >= hub.config.server.max_invocations_per_connection:
-            self.send(error_frame(frame.id, "too many open invocations", "overloaded"))
-            return
-        session = None
-        if frame.session is not None:
-            session = hub.session(frame.session, tool)
-            if session is None:
-                self.send(error_frame(frame.id, "session belongs to another tool", "session"))
-                return
         self._ended.pop(frame.id, None)
-        inv = Invocation(frame.id, tool, session, self, hub)
-        self.invocations[frame.id] = inv
-        inv.start()
+        self.jobs[frame.id] = opened
+        opened.start()

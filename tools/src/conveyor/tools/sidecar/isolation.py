@@ -13,7 +13,8 @@ import ctypes.util
 import os
 import resource
 import sys
-from dataclasses import dataclass
+
+from conveyor.tools.protocol.worker import ResourceLimits
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
@@ -26,16 +27,6 @@ MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-
-
-@dataclass(frozen=True, slots=True)
-class WorkerLimits:
-    cpu_seconds: float
-    session_cpu_seconds: float
-    memory_mb: int
-    file_size_mb: int
-    nproc: int
-    open_files: int
 
 
 def _unshare(flags: int) -> None:
@@ -179,7 +170,7 @@ def _set(kind: int, soft: int, hard: int | None = None) -> None:
     resource.setrlimit(kind, (soft, hard))
 
 
-def apply_rlimits(limits: WorkerLimits) -> list[str]:
+def apply_rlimits(limits: ResourceLimits) -> list[str]:
     """The limits that hold for the worker's whole life (CPU is set per call, see below)."""
     mib = 1 << 20
     _set(resource.RLIMIT_AS, limits.memory_mb * mib)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-LIMITS = ("cpu", "memory", "timeout", "output")
+from conveyor.tools.protocol import LIMITS
 
 
 class SidecarMetrics:

@@ -2,10 +2,8 @@
 
 A worker is spawned (``posix_spawn``, empty environment, its own session and, as root, its own
 uid and private directory), imports every tool, says ``ready`` and waits in the pool; ``open``
-takes one without paying a process start. Its exit is seen through a pidfd, so a worker that
-dies while its forked children still hold the channel open is noticed at once; its children are
-then killed by uid, its directory removed and its uid freed. The exit is mapped to a reason
-(``cpu limit``, ``memory limit``, ``crashed: signal N``...) for its invocation.
+takes one without paying a process start. When it has served, it is killed, its uid freed and a
+fresh one spawned (:mod:`.process` follows each worker's life).
 """
 
 from __future__ import annotations
@@ -16,18 +14,19 @@ import ctypes.util
 import logging
 import os
 import shutil
-import signal
 import socket
 import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
-from conveyor.tools.sidecar.channel import MessageTooLarge, pack, pack_json, read_message
-from conveyor.tools.sidecar.config import Limits, SidecarConfig, ToolSettings
-from conveyor.tools.sidecar.metrics import LIMITS, SidecarMetrics
+from conveyor.tools.protocol import Reason
+from conveyor.tools.protocol.worker import Boot, Ready, ResourceLimits, decode_from_worker
+from conveyor.tools.sidecar.channel import pack_message
+from conveyor.tools.sidecar.config import SidecarConfig
+from conveyor.tools.sidecar.metrics import SidecarMetrics
+from conveyor.tools.sidecar.process import RECYCLED, SHUTDOWN, WorkerExit, WorkerProcess
 
 log = logging.getLogger("conveyor.tools.sidecar")
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
@@ -39,182 +38,26 @@ _BOOT_PLAIN = "import runpy; runpy.run_module('conveyor.tools.sidecar.worker', r
 _BOOT_NICENESS = 10
 _BOOT = f"import os; os.nice({_BOOT_NICENESS}); " + _BOOT_PLAIN
 SPAWN_CONCURRENCY = 4  # workers starting at once: a refill is a trickle, not a stampede
+START_FAILED = WorkerExit(Reason.START_FAILED, "start failed")
 
 
-class WorkerOwner(Protocol):
-    tool: ToolSettings
+class FreshWorkers:
+    """The worker source of an invocation outside a session: a fresh worker, recycled after."""
 
-    def on_message(self, msg: dict[str, Any]) -> None: ...
+    keeps_state = False
 
-    def on_exit(self, reason: str) -> None: ...
+    def __init__(self, pool: WorkerPool, network: bool) -> None:
+        self._pool = pool
+        self._network = network
 
+    def acquire_nowait(self) -> WorkerProcess | None:
+        return self._pool.take_nowait(self._network)
 
-class WorkerProcess:
-    """One worker process and its channel."""
+    async def acquire(self) -> WorkerProcess:
+        return await self._pool.take(self._network)
 
-    def __init__(self, pool: WorkerPool, network: bool, uid: int, workdir: str) -> None:
-        self.pool = pool
-        self.network = network
-        self.uid = uid
-        self.workdir = workdir
-        self.pid = 0
-        self.pidfd = -1
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.reader_task: asyncio.Task[None] | None = None
-        self.owner: WorkerOwner | None = None
-        self.kill_reason: str | None = None
-        self.exit_reason: str | None = None
-        self.gone = asyncio.get_running_loop().create_future()
-        self.applied: list[str] = []
-        self.limits: Limits = pool.config.limits
-
-    # -- sending -------------------------------------------------------------------------------
-
-    def send_raw(self, payload: bytes) -> None:
-        self._write(pack(payload))
-
-    def send(self, obj: dict[str, Any]) -> None:
-        self._write(pack_json(obj))
-
-    def _write(self, data: bytes) -> None:
-        assert self.writer is not None
-        # A worker that rejected or died may still be sent the frames the client had already
-        # in flight: its exit, not those frames, decides the outcome, so they are dropped.
-        if not self.writer.is_closing():
-            self.writer.write(data)
-
-    def pending_bytes(self) -> int:
-        if self.writer is None:
-            return 0
-        return self.writer.transport.get_write_buffer_size()
-
-    # -- life ----------------------------------------------------------------------------------
-
-    def expect_exit(self, reason: str) -> None:
-        """The worker is about to end on its own; its exit is not a crash."""
-        if self.kill_reason is None:
-            self.kill_reason = reason
-
-    def kill(self, reason: str) -> None:
-        """Kill the worker (and its process group); the exit handler does the rest."""
-        if self.kill_reason is None:
-            self.kill_reason = reason
-        if self.pid and self.exit_reason is None:
-            for target in (
-                lambda: os.killpg(self.pid, signal.SIGKILL),
-                lambda: os.kill(self.pid, 9),
-            ):
-                try:
-                    target()
-                except (ProcessLookupError, PermissionError):
-                    pass
-
-    async def _read_loop(self, max_bytes: int) -> None:
-        assert self.reader is not None
-        try:
-            while True:
-                msg = await read_message(self.reader, max_bytes)
-                if msg is None:
-                    return
-                if self.owner is not None:
-                    self.owner.on_message(msg)
-        except MessageTooLarge as e:
-            self.kill(f"output limit: the worker sent {e.size} bytes (limit {max_bytes})")
-        except (ValueError, UnicodeDecodeError):
-            self.kill("crashed: the worker broke the channel protocol")
-        except (ConnectionError, OSError):
-            return
-
-    def _on_pidfd(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self.pidfd)
-        try:
-            _, status, rusage = os.wait4(self.pid, os.WNOHANG)
-        except ChildProcessError:
-            status, rusage = 0, None
-        os.close(self.pidfd)
-        self.pidfd = -1
-        self.exit_reason = self._classify(status, rusage)
-        loop.create_task(self._after_exit())
-
-    def _classify(self, status: int, rusage: Any) -> str:
-        if self.kill_reason is not None:
-            return self.kill_reason
-        cpu = (rusage.ru_utime + rusage.ru_stime) if rusage is not None else 0.0
-        rss = rusage.ru_maxrss * 1024 if rusage is not None else 0
-        if os.WIFSIGNALED(status):
-            sig = os.WTERMSIG(status)
-            if sig in (signal.SIGXCPU, signal.SIGKILL) and cpu >= self.limits.cpu_seconds * 0.9:
-                return f"cpu limit: used {cpu:.1f} s of CPU (limit {self.limits.cpu_seconds:g} s)"
-            if rss >= 0.9 * self.limits.memory_mb * (1 << 20):
-                return f"memory limit: reached {self.limits.memory_mb} MiB"
-            return f"crashed: signal {sig}"
-        code = os.WEXITSTATUS(status)
-        if code != 0 and rss >= 0.9 * self.limits.memory_mb * (1 << 20):
-            return f"memory limit: reached {self.limits.memory_mb} MiB"
-        return f"crashed: exit code {code}" if code else "crashed: the worker exited"
-
-    async def _after_exit(self) -> None:
-        loop = asyncio.get_running_loop()
-        # Children that escaped the process group still run as the worker's uid: kill them, so
-        # the channel closes and the next worker with this uid starts clean.
-        if self.uid:
-            await loop.run_in_executor(None, _kill_uid, self.uid)
-        if self.reader_task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self.reader_task), 1.0)
-            except (TimeoutError, asyncio.CancelledError):
-                self.reader_task.cancel()
-        if self.writer is not None:
-            self.writer.close()
-        owner, self.owner = self.owner, None
-        reason = self.exit_reason or "crashed"
-        if owner is not None:
-            # Only an exit in the middle of an invocation is a crash or a limit at work.
-            tool = owner.tool.name
-            if reason.startswith("crashed"):
-                self.pool.metrics.worker_crashes.labels(tool=tool).inc()
-            for limit in LIMITS:
-                if reason.startswith(limit):
-                    self.pool.metrics.limit_kills.labels(tool=tool, limit=limit).inc()
-            owner.on_exit(reason)
-        await loop.run_in_executor(None, shutil.rmtree, self.workdir, True)
-        self.pool._gone(self)
-        if not self.gone.done():
-            self.gone.set_result(None)
-
-
-def _kill_uid(uid: int) -> None:
-    """SIGKILL every process of ``uid`` until none is left (a fork bomb keeps forking).
-
-    The sidecar is a child subreaper, so the bomb's orphans become its children: their zombies
-    are reaped here, or they would count against the next worker's RLIMIT_NPROC.
-    """
-    me = os.getpid()
-    for _ in range(200):
-        alive = 0
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                if entry.stat().st_uid != uid:
-                    continue
-                pid = int(entry.name)
-                with open(f"/proc/{pid}/stat", "rb") as f:
-                    fields = f.read().rsplit(b")", 1)[1].split()
-                state, ppid = fields[0], int(fields[1])
-                if state == b"Z":
-                    if ppid == me:
-                        os.waitpid(pid, os.WNOHANG)
-                    continue
-                os.kill(pid, signal.SIGKILL)
-                alive += 1
-            except (FileNotFoundError, ProcessLookupError, ChildProcessError, IndexError):
-                continue
-        if not alive:
-            return
-        time.sleep(0.005)
+    def release(self, worker: WorkerProcess, keep: bool) -> None:
+        worker.kill(RECYCLED)  # used once, whatever happened
 
 
 class WorkerPool:
@@ -242,7 +85,6 @@ class WorkerPool:
         self.closing = False
         self.failures = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.on_ready: Callable[[], None] | None = None
 
     async def start(self) -> None:
         if self.privileged:
@@ -275,9 +117,20 @@ class WorkerPool:
         self._fill(network)
         try:
             return await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self._put_back(fut.result())  # handed over as the taker gave up: still unused
+            raise
         finally:
             if fut in self.waiters[network]:
                 self.waiters[network].remove(fut)
+
+    def _put_back(self, worker: WorkerProcess) -> None:
+        if worker.exit is None and not self.closing:
+            self.ready[worker.network].appendleft(worker)
+            self._gauges()
+        else:
+            worker.kill(RECYCLED)
 
     def _fill(self, network: bool) -> None:
         if self.closing:
@@ -307,35 +160,34 @@ class WorkerPool:
         worker: WorkerProcess | None = None
         try:
             workdir = await loop.run_in_executor(None, self._make_workdir, uid)
-            worker = WorkerProcess(self, network, uid, workdir)
+            worker = WorkerProcess(network, uid, workdir, self.config.limits, self._gone)
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                worker.pid = await loop.run_in_executor(None, self._posix_spawn, child, workdir)
+                pid = await loop.run_in_executor(None, self._posix_spawn, child, workdir)
             finally:
                 child.close()
             self.alive.add(worker)
-            worker.pidfd = os.pidfd_open(worker.pid)
-            loop.add_reader(worker.pidfd, worker._on_pidfd)
-            worker.reader, worker.writer = await asyncio.open_unix_connection(
-                sock=parent, limit=1 << 20
+            worker.watch(pid)
+            reader, writer = await asyncio.open_unix_connection(sock=parent, limit=1 << 20)
+            worker.connect(reader, writer)
+            writer.write(pack_message(self._boot_message(network, uid, workdir)))
+            said = await asyncio.wait_for(
+                worker.read_boot_answer(), self.config.pool.worker_start_timeout
             )
-            worker.send(self._boot_message(network, uid, workdir))
-            msg = await asyncio.wait_for(
-                read_message(worker.reader, 1 << 20), self.config.pool.worker_start_timeout
-            )
-            if msg is None or msg.get("type") != "ready":
+            msg = decode_from_worker(said) if said is not None else None
+            if not isinstance(msg, Ready):
                 raise RuntimeError(f"worker did not start (said {msg!r})")
         except Exception as e:
             self.starting[network] -= 1
             if self.closing:
                 if worker is not None and worker.pid:
-                    worker.kill("shutdown")
+                    worker.kill(SHUTDOWN)
                 return
             self.failures += 1
             self.metrics.worker_start_failures.inc()
             log.error("worker start failed: %s", e)
             if worker is not None and worker.pid:
-                worker.kill("start failed")
+                worker.kill(START_FAILED)
             elif uid:
                 self.free_uids.append(uid)
             # Do not spin on a broken environment: retry the fill a little later.
@@ -345,16 +197,16 @@ class WorkerPool:
         self.starting[network] -= 1
         for profile in self.profiles:
             self._fill(profile)
-        worker.applied = list(msg.get("applied", []))
+        worker.applied = msg.applied
         self.applied["network" if network else "no network"] = worker.applied
         max_msg = 6 * self.config.limits.max_output_bytes + (64 << 10)
         for tool in self.config.tools.values():
             max_msg = max(max_msg, 6 * tool.limits.max_output_bytes + (64 << 10))
-        worker.reader_task = loop.create_task(worker._read_loop(max_msg))
+        worker.start_reading(max_msg)
         self.metrics.worker_starts.inc()
         self.metrics.worker_start_seconds.observe(time.perf_counter() - t0)
         if self.closing:
-            worker.kill("shutdown")
+            worker.kill(SHUTDOWN)
             return
         waiters = self.waiters[network]
         while waiters:
@@ -391,7 +243,7 @@ class WorkerPool:
         finally:
             os.close(devnull)
 
-    def _boot_message(self, network: bool, uid: int, workdir: str) -> dict[str, Any]:
+    def _boot_message(self, network: bool, uid: int, workdir: str) -> Boot:
         limits = self.config.limits
         for tool in self.config.tools.values():
             if tool.network == network:  # the profile's loosest limits; calls narrow CPU later
@@ -399,22 +251,21 @@ class WorkerPool:
         hide = list(self.config.isolation.hide_paths)
         if self.config.source:
             hide.append(self.config.source)
-        return {
-            "type": "boot",
-            "network": network,
-            "uid": uid,
-            "workdir": workdir,
-            "hide_paths": hide,
-            "validated": [n for n, t in self.config.tools.items() if t.validate],
-            "limits": {
-                "cpu_seconds": limits.cpu_seconds,
-                "session_cpu_seconds": limits.session_cpu_seconds,
-                "memory_mb": limits.memory_mb,
-                "file_size_mb": limits.file_size_mb,
-                "nproc": limits.nproc,
-                "open_files": limits.open_files,
-            },
-        }
+        return Boot(
+            network=network,
+            uid=uid,
+            workdir=workdir,
+            hide_paths=hide,
+            validated=[n for n, t in self.config.tools.items() if t.validate],
+            limits=ResourceLimits(
+                cpu_seconds=limits.cpu_seconds,
+                session_cpu_seconds=limits.session_cpu_seconds,
+                memory_mb=limits.memory_mb,
+                file_size_mb=limits.file_size_mb,
+                nproc=limits.nproc,
+                open_files=limits.open_files,
+            ),
+        )
 
     # -- recycling -----------------------------------------------------------------------------
 
@@ -437,7 +288,7 @@ class WorkerPool:
                     fut.cancel()
         workers = list(self.alive)
         for worker in workers:
-            worker.kill("shutdown")
+            worker.kill(SHUTDOWN)
         if workers:
             await asyncio.wait([w.gone for w in workers], timeout=5.0)
         for task in list(self._tasks):

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from conveyor.tools._registry import ToolRegistry
+from conveyor.tools.builtin import BUILTIN_TOOLS, default_registry, validated
 
 
-def tool_registry(validated_names: list[str] | tuple[str, ...] = ()) -> Any:
+def tool_registry(validated_names: list[str] | tuple[str, ...] = ()) -> ToolRegistry:
     """The built-in tools, those named wrapped in ``validated`` (the worker builds the same)."""
-    from conveyor.tools import default_registry, validated
-    from conveyor.tools.builtin import BUILTIN_TOOLS
-
     registry = default_registry()
     by_name = {cls.name: cls for cls in BUILTIN_TOOLS}
     for name in validated_names:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
@@ -18,13 +19,13 @@ from conveyor.tools.sidecar.service import Sidecar
 
 
 class _GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, hub: Sidecar) -> None:
+    def __init__(self, config: uvicorn.Config, sidecar: Sidecar) -> None:
         super().__init__(config)
-        self.hub = hub
-        self._drain: asyncio.Task[None] | None = None
+        self.sidecar = sidecar
+        self._drain: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    async def startup(self, sockets: list | None = None) -> None:  # type: ignore[type-arg]
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
 
@@ -45,26 +46,26 @@ class _GracefulServer(uvicorn.Server):
     async def _drain_then_exit(self) -> None:
         for server in getattr(self, "servers", []):
             server.close()  # stop accepting connections
-        await self.hub.drain(self.hub.config.server.grace_seconds)
+        await self.sidecar.drain(self.sidecar.config.server.grace_seconds)
         self.should_exit = True
 
 
 def serve(
-    hub: Sidecar,
+    sidecar: Sidecar,
     host: str = "127.0.0.1",
     port: int = 8001,
     uds: str | None = None,
     log_level: str = "info",
 ) -> None:
     config = uvicorn.Config(
-        create_app(hub),
+        create_app(sidecar),
         host=host,
         port=port,
         uds=uds,
         log_level=log_level,
         lifespan="on",
-        ws_max_size=4 * hub.config.server.max_frame_bytes,
+        ws_max_size=4 * sidecar.config.server.max_frame_bytes,
         ws_per_message_deflate=False,  # frames are small; compression only adds latency
         timeout_graceful_shutdown=5,
     )
-    _GracefulServer(config, hub).run()
+    _GracefulServer(config, sidecar).run()

@@ -1,37 +1,47 @@
 """The sidecar as a whole: configuration, tool registry, worker pool, sessions, connections.
 
-Everything the HTTP layer and the connections share lives here, including the graceful drain
-that SIGTERM starts: stop opening, let in-flight invocations finish within the grace period,
-then cancel the rest with a clear error and close the connections.
+It wires the parts: each connection gets the server settings, the metrics and a way to open
+jobs; each job gets its tool's settings and a worker source (fresh workers from the pool, or a
+session). It also runs the graceful drain that SIGTERM starts: stop opening, let in-flight
+invocations finish within the grace period, then cancel the rest with a clear error and close
+the connections.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
+from starlette.websockets import WebSocket
+
+from conveyor.tools._registry import ToolRegistry
+from conveyor.tools.protocol import ErrorFrame, Open, Reason, ServerFrame
 from conveyor.tools.sidecar.config import ConfigError, SidecarConfig, ToolSettings, load_config
-from conveyor.tools.sidecar.invocation import Session
+from conveyor.tools.sidecar.connection import Connection
+from conveyor.tools.sidecar.job import Job, WorkerSource
 from conveyor.tools.sidecar.metrics import SidecarMetrics
-from conveyor.tools.sidecar.pool import WorkerPool
+from conveyor.tools.sidecar.pool import FreshWorkers, WorkerPool
 from conveyor.tools.sidecar.registry import tool_registry
-
-if TYPE_CHECKING:
-    from conveyor.tools.sidecar.connection import Connection
+from conveyor.tools.sidecar.session import Session
 
 log = logging.getLogger("conveyor.tools.sidecar")
 
 
 class Sidecar:
-    def __init__(self, config: SidecarConfig, registry: Any, worker_stderr: bool = False) -> None:
+    def __init__(
+        self, config: SidecarConfig, registry: ToolRegistry, worker_stderr: bool = False
+    ) -> None:
         self.config = config
         self.registry = registry
         self.metrics = SidecarMetrics(list(config.tools))
         self.pool = WorkerPool(config, self.metrics, worker_stderr=worker_stderr)
         self.sessions: dict[str, Session] = {}
         self.connections: set[Connection] = set()
+        self.jobs: set[Job] = set()
         self.draining = False
+        self._fresh = {network: FreshWorkers(self.pool, network) for network in (False, True)}
         self._quiet = asyncio.Event()
 
     @classmethod
@@ -53,16 +63,76 @@ class Sidecar:
             if spec.get("function", {}).get("name") in self.config.tools
         ]
 
+    # -- connections and jobs ------------------------------------------------------------------
+
+    async def serve(self, ws: WebSocket) -> None:
+        """Run one websocket connection until it ends."""
+        conn = Connection(ws, self.config.server, self.metrics, self.open_job, self.end_session)
+        self.connections.add(conn)
+        self.metrics.connections.inc()
+        try:
+            await conn.run()
+        finally:
+            self.connections.discard(conn)
+            self.metrics.connections.dec()
+
+    def open_job(
+        self,
+        frame: Open,
+        send: Callable[[ServerFrame], None],
+        on_done: Callable[[Job, bool], None],
+    ) -> Job | ErrorFrame:
+        if self.draining:
+            return ErrorFrame(frame.id, "sidecar shutting down: not accepting", Reason.SHUTDOWN)
+        tool = self.config.tools.get(frame.tool)
+        if tool is None:
+            return ErrorFrame(frame.id, f"unknown tool {frame.tool!r}", Reason.UNKNOWN_TOOL)
+        workers: WorkerSource = self._fresh[tool.network]
+        if frame.session is not None and self.registry.keeps_session_state(tool.name):
+            session = self._session(frame.session, tool)
+            if session is None:
+                return ErrorFrame(frame.id, "session belongs to another tool", Reason.SESSION)
+            workers = session
+
+        def done(job: Job, finished: bool) -> None:
+            on_done(job, finished)
+            self.jobs.discard(job)
+            if self.draining and not self.jobs:
+                self._quiet.set()
+
+        job = Job(
+            frame.id,
+            tool,
+            workers,
+            send,
+            self.metrics,
+            self.config.server.max_pending_bytes,
+            done,
+        )
+        self.jobs.add(job)
+        return job
+
     # -- sessions ------------------------------------------------------------------------------
 
-    def session(self, key: str, tool: ToolSettings) -> Session | None:
+    def _session(self, key: str, tool: ToolSettings) -> Session | None:
         session = self.sessions.get(key)
         if session is None:
-            session = self.sessions[key] = Session(key, tool, self)
+            session = self.sessions[key] = Session(
+                key,
+                tool.name,
+                self._fresh[tool.network],
+                self.config.pool.session_idle_seconds,
+                self._drop_session,
+            )
             self.metrics.sessions.set(len(self.sessions))
-        return session if session.tool.name == tool.name else None
+        return session if session.tool == tool.name else None
 
-    def drop_session(self, session: Session) -> None:
+    def end_session(self, key: str) -> None:
+        session = self.sessions.get(key)
+        if session is not None:
+            session.end()
+
+    def _drop_session(self, session: Session) -> None:
         if self.sessions.get(session.key) is session:
             del self.sessions[session.key]
             self.metrics.sessions.set(len(self.sessions))
@@ -70,26 +140,22 @@ class Sidecar:
     # -- draining ------------------------------------------------------------------------------
 
     def in_flight(self) -> int:
-        return sum(len(c.invocations) for c in self.connections)
-
-    def invocation_ended(self) -> None:
-        if self.draining and self.in_flight() == 0:
-            self._quiet.set()
+        return len(self.jobs)
 
     async def drain(self, grace: float) -> None:
         self.draining = True
-        if self.in_flight():
-            log.info("draining: %d invocations in flight, %g s grace", self.in_flight(), grace)
+        if self.jobs:
+            log.info("draining: %d invocations in flight, %g s grace", len(self.jobs), grace)
             try:
                 await asyncio.wait_for(self._quiet.wait(), grace)
             except TimeoutError:
                 pass
+        for job in list(self.jobs):
+            job.cancel(
+                f"cancelled: the sidecar is shutting down (grace period of {grace:g} s over)",
+                Reason.SHUTDOWN,
+            )
         for conn in list(self.connections):
-            for inv in list(conn.invocations.values()):
-                inv.cancel(
-                    f"cancelled: the sidecar is shutting down (grace period of {grace:g} s over)",
-                    reason="shutdown",
-                )
             conn.close(1001, "sidecar shutting down")
 
     async def start(self) -> None:

@@ -133,14 +133,14 @@ class CodeStatements:
         n = len(line)
         while i < n:
             if quote:
-                m = _find_close(line, i, quote)
-                if m < 0:
+                end = _find_close(line, i, quote)
+                if end < 0:
                     if len(quote) == 1 and not line.rstrip("\r\n").endswith("\\"):
                         quote = ""  # an unterminated one-line string ends with its line
                     i = n
                     break
                 quote = ""
-                i = m
+                i = end
                 continue
             m = _LEXEMES.search(line, i)
             if m is None:

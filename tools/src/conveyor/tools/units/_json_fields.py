@@ -106,7 +106,7 @@ class JsonFields:
         while i < n:
             st = self._state
             if st == _STRING:
-                j = _STR_RUN.match(s, i).end()  # type: ignore[union-attr]
+                j = _STR_RUN.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                 if j > i:
                     self._parts.append(s[i:j])
                     i = j
@@ -148,7 +148,7 @@ class JsonFields:
                 i += 2
                 continue
 
-            i = _WS.match(s, i).end()  # type: ignore[union-attr]
+            i = _WS.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
             if i >= n:
                 break
             c = s[i]
@@ -185,7 +185,7 @@ class JsonFields:
                     self._value_done()
                     i += 1
                 elif c == "-" or "0" <= c <= "9":
-                    j = _NUM_RUN.match(s, i).end()  # type: ignore[union-attr]
+                    j = _NUM_RUN.match(s, i).end()  # type: ignore[union-attr]  # `*`: always matches
                     if j >= n:
                         break  # the number may go on in the next feed
                     m = _NUMBER.fullmatch(s, i, j)

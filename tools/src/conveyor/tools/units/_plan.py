@@ -128,6 +128,6 @@ def _literal(node: ast.expr, deps: list[int]) -> Any:
         and isinstance(node.operand.value, (int, float))
         and not isinstance(node.operand.value, bool)
     ):
-        v = node.operand.value
-        return -v if isinstance(node.op, ast.USub) else v
+        number = node.operand.value
+        return -number if isinstance(node.op, ast.USub) else number
     raise ValueError(f"unsupported argument {ast.dump(node)[:60]}")

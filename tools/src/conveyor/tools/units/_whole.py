@@ -26,7 +26,7 @@ class WholeArguments:
         if self._sent:
             return [u for u in self._json.feed(text) if isinstance(u, ParseError)]
         self._text.append(text)
-        errors = [u for u in self._json.feed(text) if isinstance(u, ParseError)]
+        errors: list[Unit] = [u for u in self._json.feed(text) if isinstance(u, ParseError)]
         if errors:
             self._sent = True
             return errors

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from conveyor.runtime.chat_request import Mode, ServerPolicy, parse_request
+from conveyor.runtime.decode_policy import LIVE
 from conveyor.runtime.errors import BadRequest
-from conveyor.runtime.plan import Mode, ServerPolicy, parse_request
 
 PYTHON = {"type": "function", "function": {"name": "python", "parameters": {"type": "object"}}}
 SQLITE = {"type": "function", "function": {"name": "sqlite", "parameters": {"type": "object"}}}
@@ -19,37 +20,34 @@ def body(**extra):
 
 
 def test_no_tools_named_means_every_hosted_tool() -> None:
-    plan = parse_request(body(), POLICY)
-    assert plan.hosted == {"python", "sqlite"} and not plan.client_tools
-    assert [t["function"]["name"] for t in plan.prompt_tools] == ["python", "sqlite"]
-    assert plan.mode is Mode.PARTIAL and plan.replay is None
+    chat = parse_request(body(), POLICY)
+    assert chat.hosted == {"python", "sqlite"} and not chat.client_tools
+    assert [t["function"]["name"] for t in chat.prompt_tools] == ["python", "sqlite"]
+    assert chat.mode is Mode.PARTIAL and chat.decoding is LIVE
 
 
 def test_request_tools_split_into_hosted_and_client() -> None:
-    plan = parse_request(body(tools=[PYTHON, WEATHER]), POLICY)
-    assert plan.hosted == {"python"} and plan.client_tools == {"weather"}
-    assert [t["function"]["name"] for t in plan.prompt_tools] == ["python", "weather"]
+    chat = parse_request(body(tools=[PYTHON, WEATHER]), POLICY)
+    assert chat.hosted == {"python"} and chat.client_tools == {"weather"}
+    assert [t["function"]["name"] for t in chat.prompt_tools] == ["python", "weather"]
 
 
 def test_per_request_mode_and_content_parts() -> None:
     parts = [
         {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}
     ]
-    plan = parse_request(body(messages=parts, conveyor={"mode": "sequential"}), POLICY)
-    assert plan.mode is Mode.SEQUENTIAL and plan.messages[0]["content"] == "ab"
+    chat = parse_request(body(messages=parts, conveyor={"mode": "sequential"}), POLICY)
+    assert chat.mode is Mode.SEQUENTIAL and chat.messages[0]["content"] == "ab"
 
 
-def test_replay_needs_the_server_flag() -> None:
-    with pytest.raises(BadRequest, match="--allow-replay"):
-        parse_request(body(conveyor={"replay": ["x"]}), POLICY)
-    allowed = ServerPolicy(hosted_tools={}, allow_replay=True)
-    plan = parse_request(body(conveyor={"replay": ["a", "b"]}), allowed)
-    assert plan.forced_text(1) == "b" and plan.more_rounds(1) and not plan.more_rounds(2)
+def test_max_rounds_bounds_the_rounds() -> None:
+    chat = parse_request(body(conveyor={"max_rounds": 2}), POLICY)
+    assert chat.allows_round(1) and not chat.allows_round(2)
 
 
 def test_tool_choice_none_disables_tools() -> None:
-    plan = parse_request(body(tool_choice="none"), POLICY)
-    assert not plan.hosted and not plan.prompt_tools and not plan.parse_calls
+    chat = parse_request(body(tool_choice="none"), POLICY)
+    assert not chat.hosted and not chat.prompt_tools and not chat.parse_calls
 
 
 @pytest.mark.parametrize(

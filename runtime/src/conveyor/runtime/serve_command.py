@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
-import os
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import uvicorn
 
-from conveyor.runtime.engine import Engine, EngineOptions, cpu_build
-from conveyor.runtime.plan import Mode, ServerPolicy
+from conveyor.runtime import replay
+from conveyor.runtime.chat_request import Mode, ServerPolicy
+from conveyor.runtime.cores import parse_cpus, split_cores
+from conveyor.runtime.decode_policy import RequestExtension
+from conveyor.runtime.engine import Engine, EngineOptions
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
 from conveyor.runtime.sidecar_process import EmbeddedSidecar
@@ -58,42 +62,6 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sidecar-cpus", help="pin the embedded sidecar to these CPUs (e.g. 1 or 2-3)"
     )
-
-
-def core_split(sidecar_cpus: set[int] | None = None) -> tuple[list[int], set[int]] | None:
-    """Engine cores and tool cores for this process's CPUs: the tools get ``sidecar_cpus`` or
-    the last core, the engine the rest. None when there is only one core."""
-    cores = sorted(os.sched_getaffinity(0))
-    if len(cores) < 2:
-        return None
-    tools = sidecar_cpus or {cores[-1]}
-    return [c for c in cores if c not in tools] or cores[:-1], tools
-
-
-def split_cores(sidecar_cpus: set[int] | None) -> set[int] | None:
-    """On the CPU build, keep vLLM's threads and the tools on different cores.
-
-    vLLM's CPU threads spin on every core they are given; a sidecar sharing those cores waits
-    seconds for a time slice, and partial execution loses its point. Unless told otherwise,
-    the engine takes all cores but the last and the embedded sidecar the last one.
-    """
-    split = core_split(sidecar_cpus)
-    if not cpu_build() or split is None or "VLLM_CPU_OMP_THREADS_BIND" in os.environ:
-        return sidecar_cpus
-    engine, tools = split
-    os.environ["VLLM_CPU_OMP_THREADS_BIND"] = ",".join(map(str, engine))
-    log.info("CPU build: engine threads on core(s) %s, tools on %s", engine, sorted(tools))
-    return tools
-
-
-def parse_cpus(text: str | None) -> set[int] | None:
-    if not text:
-        return None
-    cpus: set[int] = set()
-    for part in text.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return cpus
 
 
 @dataclass
@@ -156,13 +124,20 @@ def build_state(
         name: {k: v for k, v in spec.items() if k != "x-conveyor"} for name, spec in specs.items()
     }
     name = args.served_model_name or model
+    extensions: dict[str, RequestExtension] = {}
+    refused: dict[str, str] = {}
+    if args.allow_replay:
+        extensions[replay.OPTION] = replay.ReplayExtension(engine.tokenizer)
+    else:
+        refused[replay.OPTION] = "this server was not started with --allow-replay"
     policy = ServerPolicy(
         hosted_tools=hosted,
         mode=Mode(args.mode),
         max_rounds=args.max_rounds,
-        allow_replay=args.allow_replay,
         max_tokens=args.max_tokens,
         model_names=(name, model) if name != model else (name,),
+        extensions=extensions,
+        refused_options=refused,
     )
     scheduler = Scheduler(
         engine, sidecar, specs, parser=args.tool_call_parser, tool_timeout=args.tool_timeout
@@ -172,12 +147,23 @@ def build_state(
 
 class _Server(uvicorn.Server):
     """uvicorn re-raises a caught SIGTERM once it has stopped, which would kill the process
-    before the engine and the sidecar are shut down (leaving vLLM's engine process orphaned);
-    this server only records that it must stop."""
+    before the engine and the sidecar are shut down (leaving vLLM's engine process orphaned).
+    This server handles SIGINT and SIGTERM on the event loop itself and only records, through
+    uvicorn's ``handle_exit``, that it must stop (a second SIGINT forces the exit)."""
 
-    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
-        super().handle_exit(sig, frame)
-        self._captured_signals.clear()
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in _STOP_SIGNALS:
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in _STOP_SIGNALS:
+                loop.remove_signal_handler(sig)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:

@@ -1,15 +1,19 @@
 """A chat request, validated: what to render, which tools run where, and how to decode.
 
-``parse_request`` is pure: it turns the JSON body into a ``RequestPlan`` or raises
-``BadRequest`` with a message for the client.
+``parse_request`` is pure: it turns the JSON body into a ``ChatRequest`` or raises
+``BadRequest`` with a message for the client. Options under ``conveyor`` that an extension
+registered with the server handles (``ServerPolicy.extensions``) become the request's
+``DecodePolicy``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from conveyor.runtime.decode_policy import LIVE, DecodePolicy, RequestExtension
 from conveyor.runtime.errors import BadRequest
 
 
@@ -25,20 +29,21 @@ class ServerPolicy:
     hosted_tools: dict[str, dict[str, Any]]  # name -> OpenAI tool schema
     mode: Mode = Mode.PARTIAL
     max_rounds: int = 8
-    allow_replay: bool = False
     max_tokens: int = 1024
     model_names: tuple[str, ...] = ()
+    extensions: Mapping[str, RequestExtension] = field(default_factory=dict)  # by option
+    # Options an extension would handle that this server did not register: why, for the client.
+    refused_options: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
-class RequestPlan:
+class ChatRequest:
     messages: list[dict[str, Any]]
     prompt_tools: list[dict[str, Any]] | None
     hosted: frozenset[str]
     client_tools: frozenset[str]
     mode: Mode
     max_rounds: int
-    replay: tuple[str, ...] | None
     max_tokens: int
     temperature: float
     top_p: float
@@ -46,19 +51,15 @@ class RequestPlan:
     stream: bool
     include_usage: bool
     parse_calls: bool = True  # False for tool_choice "none": whatever the model writes is text
+    decoding: DecodePolicy = LIVE
 
-    def forced_text(self, round_index: int) -> str | None:
-        return self.replay[round_index] if self.replay is not None else None
-
-    def more_rounds(self, next_index: int) -> bool:
-        """Whether a round ``next_index`` may run."""
-        if next_index >= self.max_rounds:
-            return False
-        return self.replay is None or next_index < len(self.replay)
+    def allows_round(self, index: int) -> bool:
+        """Whether round ``index`` (from 0) may run."""
+        return index < self.max_rounds and self.decoding.allows(index)
 
 
 _ROLES = {"system", "developer", "user", "assistant", "tool"}
-_CONVEYOR_KEYS = {"mode", "replay", "tools", "max_rounds"}
+_CONVEYOR_KEYS = {"mode", "tools", "max_rounds"}
 
 
 def _content_text(content: Any, where: str) -> str:
@@ -129,7 +130,20 @@ def _number(body: dict[str, Any], key: str, default: Any, low: float, high: floa
     return value
 
 
-def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
+def _decoding(options: dict[str, Any], policy: ServerPolicy) -> DecodePolicy:
+    """The policy of the one extension option the request uses, if any."""
+    used = sorted(
+        key for key in options if key in policy.extensions or key in policy.refused_options
+    )
+    for key in used:
+        if key in policy.refused_options:
+            raise BadRequest(f"conveyor.{key}: {policy.refused_options[key]}")
+    if len(used) > 1:
+        raise BadRequest(f"conveyor: the options {', '.join(used)} cannot be combined")
+    return policy.extensions[used[0]].parse(options[used[0]]) if used else LIVE
+
+
+def parse_request(body: Any, policy: ServerPolicy) -> ChatRequest:
     if not isinstance(body, dict):
         raise BadRequest("the request body must be a JSON object")
     model = body.get("model")
@@ -142,24 +156,14 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
     options = body.get("conveyor") or {}
     if not isinstance(options, dict):
         raise BadRequest("conveyor: must be an object")
-    unknown = set(options) - _CONVEYOR_KEYS
+    unknown = set(options) - _CONVEYOR_KEYS - set(policy.extensions) - set(policy.refused_options)
     if unknown:
         raise BadRequest(f"conveyor: unknown option(s) {', '.join(sorted(unknown))}")
     try:
         mode = Mode(options.get("mode", policy.mode))
     except ValueError:
         raise BadRequest("conveyor.mode: must be 'partial' or 'sequential'") from None
-    replay = options.get("replay")
-    if replay is not None:
-        if not policy.allow_replay:
-            raise BadRequest("conveyor.replay: this server was not started with --allow-replay")
-        if (
-            not isinstance(replay, list)
-            or not replay
-            or not all(isinstance(r, str) for r in replay)
-        ):
-            raise BadRequest("conveyor.replay: must be a non-empty list of strings")
-        replay = tuple(replay)
+    decoding = _decoding(options, policy)
     max_rounds = options.get("max_rounds", policy.max_rounds)
     if isinstance(max_rounds, bool) or not isinstance(max_rounds, int) or max_rounds < 1:
         raise BadRequest("conveyor.max_rounds: must be a positive integer")
@@ -171,8 +175,8 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
             raise BadRequest("conveyor.tools: must be a list of hosted tool names")
         missing = [n for n in selected if n not in policy.hosted_tools]
         if missing:
-            hosted = ", ".join(sorted(policy.hosted_tools)) or "none"
-            raise BadRequest(f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {hosted})")
+            known = ", ".join(sorted(policy.hosted_tools)) or "none"
+            raise BadRequest(f"conveyor.tools: unknown hosted tool(s) {missing} (hosted: {known})")
         hosted = frozenset(selected)
     elif request_tools:
         hosted = frozenset(n for n in request_tools if n in policy.hosted_tools)
@@ -200,14 +204,13 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
     stream_options = body.get("stream_options") or {}
     if not isinstance(stream_options, dict):
         raise BadRequest("stream_options: must be an object")
-    return RequestPlan(
+    return ChatRequest(
         messages=messages,
         prompt_tools=prompt_tools or None,
         hosted=hosted,
         client_tools=client_tools,
         mode=mode,
         max_rounds=max_rounds,
-        replay=replay,
         max_tokens=max_tokens,
         temperature=float(_number(body, "temperature", 0.0, 0, 2)),
         top_p=float(_number(body, "top_p", 1.0, 0.0001, 1)),
@@ -215,4 +218,5 @@ def parse_request(body: Any, policy: ServerPolicy) -> RequestPlan:
         stream=bool(body.get("stream", False)),
         include_usage=bool(stream_options.get("include_usage", False)),
         parse_calls=parse_calls,
+        decoding=decoding,
     )
