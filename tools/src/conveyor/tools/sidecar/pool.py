@@ -187,14 +187,7 @@ class WorkerPool:
         worker: WorkerProcess | None = None
         try:
             workdir = await loop.run_in_executor(None, self._make_workdir, uid)
-            worker = WorkerProcess(
-                network,
-                uid,
-                workdir,
-                self.config.limits,
-                self._gone,
-                sandboxed=self.config.isolation.sandbox,
-            )
+            worker = WorkerProcess(network, uid, workdir, self.config.limits, self._gone)
             parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 pid = await loop.run_in_executor(None, self._posix_spawn, child, workdir)

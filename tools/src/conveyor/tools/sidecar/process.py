@@ -64,12 +64,9 @@ class WorkerProcess:
         workdir: str,
         limits: Limits,
         on_gone: Callable[[WorkerProcess], None],
-        *,
-        sandboxed: bool,
     ) -> None:
         self.network = network
         self.uid = uid
-        self.sandboxed = sandboxed
         self.workdir = workdir
         self.pid = 0
         self.applied: list[str] = []
@@ -224,10 +221,8 @@ class WorkerProcess:
     async def _after_exit(self) -> None:
         loop = asyncio.get_running_loop()
         # Children that escaped the process group still run as the worker's uid: kill them, so
-        # the channel closes and the next worker with this uid starts clean. A sandboxed worker's
-        # pid namespace already ended them all with its init; sweeping by uid there would also
-        # hit the workers of another sidecar on this host that uses the same uid range.
-        if self.uid and not self.sandboxed:
+        # the channel closes and the next worker with this uid starts clean.
+        if self.uid:
             await loop.run_in_executor(None, kill_uid, self.uid)
         if self._reader_task is not None:
             try:
