@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.conveyor-setup
 TINY_MODEL ?= $(HOME)/.cache/conveyor/models/tiny
+SMOLLM2_MODEL ?= $(HOME)/.cache/conveyor/models/smollm2
 
 .PHONY: setup test lint format demo serve model chart images clean
 
@@ -35,15 +36,20 @@ format: setup
 test: lint chart
 	$(BIN)/pytest
 
+# The tiny model (tests, replayed benchmark) and SmolLM2 from its pinned wheel (serve, demo);
+# each is reused when intact.
 model: setup
 	$(BIN)/conveyor model build-tiny --out $(TINY_MODEL)
+	$(BIN)/conveyor model build-smollm2 --out $(SMOLLM2_MODEL)
 
-# The quick benchmark (about 3 minutes): partial vs sequential vs vLLM's own tool loop.
+# SmolLM2 answers a few prompts live, its python running while it writes (about a minute),
+# then the quick benchmark (about 3 minutes): partial vs sequential vs vLLM's own tool loop.
 demo: model
+	$(BIN)/conveyor demo --model $(SMOLLM2_MODEL)
 	$(BIN)/conveyor bench --quick --model $(TINY_MODEL)
 
 serve: model
-	$(BIN)/conveyor serve --model $(TINY_MODEL)
+	$(BIN)/conveyor serve --model $(SMOLLM2_MODEL) --tool-call-parser code --tools python
 
 # helm v4 and kubectl come from a pinned wheel in the venv (no network). `make chart` checks the
 # chart and fails when a generated file is stale; `make chart CHART_MODE=sync` regenerates them.

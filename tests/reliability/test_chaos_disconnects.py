@@ -12,7 +12,7 @@ from reliability_kit import metric, nothing_in_flight, python_call, replayed, wa
 
 pytestmark = pytest.mark.engine
 
-LONG_PROMPT = " ".join(f"item{i}" for i in range(1200))
+LONG_PROMPT = " ".join(f"item{i}" for i in range(300))  # with the reply, within the context
 
 
 def _completed(base: str) -> float:

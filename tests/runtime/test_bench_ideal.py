@@ -1,21 +1,24 @@
-"""The ideal bound and the unit arrivals on hand-made timelines (pure, no servers)."""
+"""The ideal bound on hand-made timelines and runs (pure, no servers).
+
+``test_the_worked_example_of_docs_benchmark_md`` is the example the docs derive by hand.
+"""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from conveyor.runtime.bench.arrivals import (
-    CallDurations,
-    call_arrivals,
-    durations_from_busy,
-    round_jobs,
+from conveyor.runtime.bench.arrivals import CallDurations, durations_from_busy
+from conveyor.runtime.bench.bound import (
+    abort_skipped,
+    repetition_bound,
+    seen_in_runs,
+    shortest_decode,
 )
-from conveyor.runtime.bench.bound import align, step_arguments
-from conveyor.runtime.bench.ideal import Job, RoundTimeline, efficiency, ideal_latency, round_bound
+from conveyor.runtime.bench.ideal import Job, RoundTimeline, ideal_latency, round_bound
+from conveyor.runtime.bench.systems import CallRecord, RoundRecord, RunRecord
+from conveyor.runtime.bench.workloads import parse_workload
 from conveyor.tools import default_registry
-from conveyor.tools.units import Field, Ref, Step
+from conveyor.tools.units import Field
 
 SPECS = {s["function"]["name"]: s for s in default_registry().specs()}
 
@@ -66,45 +69,11 @@ def test_a_job_cannot_wait_for_a_later_one() -> None:
         round_bound(RoundTimeline(1.0, (Job(0.0, 0.1, (1,)), Job(0.0, 0.1))))
 
 
-def test_efficiency() -> None:
-    assert efficiency(10.0, 7.0, 6.0) == pytest.approx(0.75)
-    assert efficiency(5.0, 5.1, 5.0) is None  # nothing to gain: no ratio
-
-
-def _chunks(text: str, size: int = 3, step: float = 0.01) -> list[tuple[float, str]]:
-    return [((i // size + 1) * step, text[i : i + size]) for i in range(0, len(text), size)]
-
-
-def test_arrivals_follow_the_decode_timeline() -> None:
-    code = "a = 1\nb = 2\nprint(a + b)\n"
-    text = (
-        "<tool_call>\n"
-        + json.dumps({"name": "python", "arguments": {"code": code}})
-        + "\n</tool_call>"
-    )
-    (call,) = call_arrivals(_chunks(text), SPECS)
-    assert call.name == "python"
-    times = [at for at, _ in call.units]
-    assert len(call.units) == 3 and times == sorted(times)
-    # `a = 1` is complete once `b` starts, long before the call is.
-    assert times[0] < times[-1] <= call.complete
-
-
 def test_search_work_belongs_to_its_query_unit() -> None:
-    units = [Field(("query",), "x"), Field(("purpose",), "why")]
-    busy = [(0.0, 0.05), (0.1, 0.1), (0.2, 0.2), (0.2, 1.0)]  # start, query, purpose, finish
+    units = [Field(("query",), "x"), Field(("k",), 3)]
+    busy = [(0.0, 0.05), (0.1, 0.1), (0.2, 0.2), (0.2, 1.0)]  # start, query, k, finish
     durations = durations_from_busy("search", units, busy, rejected=False)
     assert durations.units[0] == pytest.approx(0.9) and durations.finish == 0.0
-    text = (
-        "<tool_call>\n"
-        + json.dumps({"name": "search", "arguments": {"query": "x", "purpose": "why " * 40}})
-        + "\n</tool_call>"
-    )
-    chunks = _chunks(text, size=2)
-    jobs = round_jobs(call_arrivals(chunks, SPECS), [durations])
-    end = round_bound(RoundTimeline(chunks[-1][0], tuple(jobs))).end
-    query_arrival = jobs[1].arrival
-    assert end == pytest.approx(max(chunks[-1][0], query_arrival + 0.9))
 
 
 def test_a_rejected_unit_is_marked() -> None:
@@ -113,28 +82,107 @@ def test_a_rejected_unit_is_marked() -> None:
     assert durations.rejected_at == 1 and durations.units == (0, 0.5, 0.0)
 
 
-def test_plan_step_jobs_carry_their_dependencies() -> None:
-    plan = '$1 = search("a")\n$2 = search("b")\n$3 = calculator("$1 + $2")\n'
-    text = (
-        "<tool_call>\n"
-        + json.dumps({"name": "planner", "arguments": {"plan": plan}})
-        + "\n</tool_call>"
+SEARCH_THEN_TEXT = parse_workload(
+    {
+        "name": "example",
+        "summary": "a search, more text in the same turn, then the answer",
+        "tools": ["search"],
+        "messages": [{"role": "user", "content": "q"}],
+        "rounds": [
+            [{"call": {"name": "search", "arguments": {"query": "x"}}}, {"text": "more"}],
+            [{"text": "answer"}],
+        ],
+    },
+    "example.yaml",
+)
+
+
+def _run(latency: float, rounds: list[RoundRecord]) -> RunRecord:
+    return RunRecord(
+        latency, 0, 0, 0, 0, len(rounds), sum(r.tokens for r in rounds), round_log=rounds
     )
-    calls = call_arrivals(_chunks(text), SPECS)
-    jobs = round_jobs(calls, [CallDurations(0.0, (0.8, 0.8, 0.1), 0.0)])
-    assert [j.after for j in jobs[1:4]] == [(0,), (0,), (0, 1, 2)]
 
 
-def test_step_arguments_resolve_references() -> None:
-    step = Step(3, "calculator", {0: "$1 + 1"}, (1,))
-    assert step_arguments(step, SPECS["calculator"], {1: "41"}) == {"expression": "41 + 1"}
-    step = Step(2, "python", {"code": Ref(1)}, (1,))
-    assert step_arguments(step, SPECS["python"], {1: "print(1)"}) == {"code": "print(1)"}
+def test_the_worked_example_of_docs_benchmark_md() -> None:
+    # The sequential run: round 0 decodes for 1.0 s; `search` is recognised at 0.05 s, its
+    # `query` unit is complete at 0.30 s (20 tokens in), the call at 0.35 s.
+    search = CallRecord("search", "ok", 0.05, [(0.30, 20)], 0.35)
+    sequential = _run(2.40, [RoundRecord(1.0, 60, calls=[search]), RoundRecord(0.5, 20)])
+    partial = _run(1.70, [RoundRecord(0.9, 60), RoundRecord(0.6, 20)])
+    peer = _run(2.60, [RoundRecord(1.2, 60), RoundRecord(0.55, 20)])
+    runs = {"conveyor-sequential": sequential, "conveyor-partial": partial, "peer": peer}
+    # The shortest whole decode of each round in this repetition: partial's, then sequential's.
+    decode = shortest_decode(runs, 2)
+    assert decode == [0.9, 0.5]
+    # Alone, the search takes 0.01 s to start and 0.8 s from `query` to its result.
+    durations = [[CallDurations(0.01, (0.8,), 0.0)], []]
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    bound = repetition_bound(SEARCH_THEN_TEXT, sequential, decode, durations, specs)
+    # Round 0 is scaled by 0.9: `query` arrives at 0.27 s and its result is ready at 1.07 s,
+    # after the 0.9 s of decoding; round 1 is 0.5 s of decoding: 1.57 s in all.
+    start, query, finish = bound.rounds[0].jobs
+    assert (start.arrival, query.arrival, finish.arrival) == pytest.approx((0.045, 0.27, 0.315))
+    assert bound.latency == pytest.approx(1.07 + 0.5)
+    assert all(bound.latency <= run.latency for run in runs.values())
 
 
-def test_align_gives_a_dropped_token_to_the_next_chunk() -> None:
-    text = "hi\n<tool_call>\n{}"
-    chunks = [(0.1, "hi\n"), (0.3, "\n{"), (0.4, "}")]
-    assert align(chunks, text) == [(0.1, "hi\n"), (0.3, "<tool_call>\n{"), (0.4, "}")]
-    with pytest.raises(RuntimeError):
-        align([(0.1, "other text entirely")], text)
+def test_an_aborted_round_does_not_set_the_decode_and_the_skip_is_counted_in_tokens() -> None:
+    calc = CallRecord("calculator", "rejected", 0.01, [(0.1, 20)], 0.12)
+    # Sequential aborts too (after the whole call), the peer decodes the whole turn.
+    sequential = _run(0.6, [RoundRecord(0.3, 30, True, calls=[calc]), RoundRecord(0.2, 10)])
+    partial = _run(0.5, [RoundRecord(0.25, 25, aborted=True), RoundRecord(0.2, 10)])
+    peer = _run(1.5, [RoundRecord(1.0, 100), RoundRecord(0.3, 10)])
+    runs = {"conveyor-sequential": sequential, "conveyor-partial": partial, "peer": peer}
+    assert shortest_decode(runs, 2) == [1.0, 0.2]
+    both = {"conveyor-sequential": sequential, "conveyor-partial": partial}
+    assert shortest_decode(both, 2) == [0.25, 0.2]  # no whole run: the shortest that ran
+    durations = [[CallDurations(0.0, (0.01,), 0.0, rejected_at=0)], []]
+    workload = parse_workload(
+        {
+            "name": "v", "summary": "", "tools": ["calculator"], "messages": [],
+            "rounds": [[{"call": {"name": "calculator", "arguments": {"expression": 1}}},
+                        {"text": "long working"}], [{"text": "end"}]],
+        },
+        "v.yaml",
+    )  # fmt: skip
+    # 100 tokens in all, 20 of them by the rejected field: partial left 75 of the 80 undecoded.
+    assert abort_skipped(sequential, partial, durations, [100, 10]) == pytest.approx(75 / 80)
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    bound = repetition_bound(workload, sequential, [1.0, 0.2], durations, specs)
+    assert bound.rounds[0].decode_end == pytest.approx(1.0)
+    # Scaled by at most 1: the field arrives at 0.1 s, the reject lands 0.01 s later.
+    assert bound.latency == pytest.approx(0.11 + 0.2)
+    assert all(bound.latency <= run.latency for run in runs.values())
+
+
+def test_a_server_report_that_does_not_match_the_segmenter_is_an_error() -> None:
+    wrong = CallRecord("search", "ok", 0.05, [(0.1, 5), (0.2, 9)], 0.35)  # two units, not one
+    sequential = _run(2.0, [RoundRecord(1.0, 60, calls=[wrong]), RoundRecord(0.5, 20)])
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    durations = [[CallDurations(0.01, (0.8,), 0.0)], []]
+    with pytest.raises(ValueError, match="unit"):
+        repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs)
+
+
+def test_tool_times_are_the_least_seen_alone_or_in_the_repetition() -> None:
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    # Alone, the warm-up was slow (a busy moment); the partial run of the repetition saw it fast.
+    alone = [[CallDurations(0.45, (0.8,), 0.0)], []]
+    busy = [(10.0, 10.05), (10.2, 10.2), (10.3, 10.9)]  # start, query, finish (result ready)
+    search = CallRecord("search", "ok", 0.05, [(0.3, 20)], 0.35, busy)
+    runs = {"conveyor-partial": _run(1.7, [RoundRecord(0.9, 60, calls=[search])])}
+    (row, _) = seen_in_runs(SEARCH_THEN_TEXT, alone, runs, specs)
+    assert row[0].start == pytest.approx(0.05) and row[0].units == pytest.approx((0.7,))
+
+
+def test_a_unit_counts_from_the_earliest_run_that_saw_it() -> None:
+    specs = {s["function"]["name"]: s for s in default_registry().specs()}
+    search = CallRecord("search", "ok", 0.05, [(0.30, 20)], 0.35)
+    faster = CallRecord("search", "ok", 0.04, [(0.20, 20)], 0.25)  # partial decoded faster here
+    sequential = _run(2.4, [RoundRecord(1.0, 60, calls=[search]), RoundRecord(0.5, 20)])
+    partial = _run(1.6, [RoundRecord(1.0, 60, calls=[faster]), RoundRecord(0.5, 20)])
+    durations = [[CallDurations(0.0, (0.8,), 0.0)], []]
+    alone = repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs)
+    both = repetition_bound(SEARCH_THEN_TEXT, sequential, [1.0, 0.5], durations, specs, [partial])
+    assert alone.latency == pytest.approx(0.30 + 0.8 + 0.5)
+    assert both.latency == pytest.approx(0.20 + 0.8 + 0.5) and both.latency <= partial.latency

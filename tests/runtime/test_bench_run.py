@@ -1,57 +1,86 @@
-"""`conveyor bench` end to end, as a process: tiny runs that produce the JSON and the PNG.
+"""`conveyor bench` end to end, as a process: one small run of all three systems.
 
-Each run starts its own engine (about 30 s): one run covers conveyor's two modes and the
-ideal bound, one the peer (vLLM's own server and the client-side agent loop).
+The run starts `conveyor serve` and vLLM's own server side by side (about 30 s each), runs an
+early-abort workload and a search workload twice per system in random order, and a short
+open-loop load; it checks what the issue asks of every run: equal tokens, an ideal bound at
+or below every system, intervals in the JSON, expect enforced, the load curves drawn.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.engine
+# Two engines start side by side: minutes on a busy 2-core machine.
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(1500)]
 
 
-def bench(out: Path, model: Path, *args: str) -> dict:
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory, tiny_model: Path) -> tuple[dict, str, Path]:
+    out = tmp_path_factory.mktemp("bench")
     command = [
-        sys.executable, "-m", "conveyor.runtime.cli", "bench", "--model", str(model),
-        "--out", str(out), "--reps", "1", "--bound-reps", "1", "--concurrency", "1",
-        "--search-latency", "0.2", *args,
+        sys.executable, "-m", "conveyor.runtime.cli", "bench", "--model", str(tiny_model),
+        "--out", str(out), "--workloads", "validation,search", "--reps", "2", "--bound-reps", "1",
+        "--search-latency", "0.2", "--load", "--load-rates", "2", "--load-seconds", "2",
     ]  # fmt: skip
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert (out / "bench.png").stat().st_size > 0
-    assert "emulated" in done.stdout and "core" in done.stdout
-    return json.loads((out / "bench.json").read_text())
-
-
-def test_conveyor_modes_and_the_ideal_bound(tmp_path: Path, tiny_model: Path) -> None:
-    result = bench(
-        tmp_path, tiny_model, "--workloads", "search",
-        "--systems", "conveyor-partial,conveyor-sequential",
-    )  # fmt: skip
-    search = result["workloads"]["search"]
-    for system in ("conveyor-partial", "conveyor-sequential"):
-        run = search["systems"][system]["runs"][0]
-        assert run["error"] is None and run["rounds"] == 2 and run["latency"] > 0
-    assert search["systems"]["conveyor-partial"]["runs"][0]["overlap"] > 0
-    assert search["systems"]["conveyor-sequential"]["runs"][0]["overlap"] < 0.05
-    bound = search["bound"]
-    assert 0 < bound["latency"] and len(bound["rounds"]) == 2
-    assert "reduction_vs_sequential" in search["derived"]
-    assert result["machine"]["cpu"] and result["settings"]["search_latency_seconds"] == 0.2
-
-
-def test_the_peer_runs_the_standard_client_loop(tmp_path: Path, tiny_model: Path) -> None:
-    result = bench(
-        tmp_path, tiny_model, "--workloads", "calculator", "--systems", "vllm-client-loop"
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
-    run = result["workloads"]["calculator"]["systems"]["vllm-client-loop"]["runs"][0]
-    assert run["error"] is None and run["rounds"] == 2
-    assert run["overlap"] == 0 and run["exposed"] > 0
+    try:
+        stdout, stderr = process.communicate(timeout=1400)
+    except BaseException:
+        process.send_signal(signal.SIGINT)  # the bench stops its servers on an interrupt
+        process.communicate(timeout=120)
+        raise
+    assert process.returncode == 0, stdout[-3000:] + stderr[-3000:]
+    return json.loads((out / "bench.json").read_text()), stdout, out
+
+
+def test_every_system_decodes_the_same_tokens(run: tuple[dict, str, Path]) -> None:
+    result, _, _ = run
+    for name, w in result["workloads"].items():
+        assert w["tokens"]["errors"] == [], name
+        counts = {
+            s: {r["completion_tokens"] for r in data["runs"]} for s, data in w["systems"].items()
+        }
+        assert len(counts) == 3 and all(
+            not r["error"] for d in w["systems"].values() for r in d["runs"]
+        )
+        if name == "search":
+            assert len(set.union(*counts.values())) == 1, counts
+    validation = result["workloads"]["validation"]
+    # Partial stops at the reject; the tokens it did not decode are reported.
+    assert min(validation["tokens"]["not_decoded"]["conveyor-partial"]) > 0
+    assert validation["tokens"]["not_decoded"]["conveyor-sequential"] == [0, 0]
+    assert validation["derived"]["abort_skipped_fraction"]["value"] > 0
+
+
+def test_the_ideal_is_a_lower_bound_in_every_repetition(run: tuple[dict, str, Path]) -> None:
+    result, stdout, out = run
+    for name, w in result["workloads"].items():
+        assert w["bound"]["errors"] == [], name
+        for i, bound in enumerate(w["bound"]["reps"]):
+            for system, data in w["systems"].items():
+                assert bound["latency"] <= data["runs"][i]["latency"], (name, system, i)
+        latency = w["systems"]["conveyor-partial"]["summary"]["latency"]
+        low, high = latency["ci95"]
+        assert low <= latency["median"] <= high
+    assert "ideal (s)" in stdout and "emulated" in stdout and "core" in stdout
+    assert result["command"].startswith("conveyor bench") and "--load" in result["command"]
+    assert (out / "bench.png").stat().st_size > 0
+
+
+def test_the_load_curves(run: tuple[dict, str, Path]) -> None:
+    result, _, out = run
+    load = result["load"]
+    assert set(load["curves"]) == {"conveyor-partial", "conveyor-sequential", "vllm-client-loop"}
+    for points in load["curves"].values():
+        assert points[0]["rate"] == 2 and points[0]["completed"] > 0
+    assert (out / "load.png").stat().st_size > 0

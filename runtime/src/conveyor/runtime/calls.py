@@ -125,6 +125,8 @@ class Call:
     started_at: float = field(default_factory=time.time)  # when its name was parsed
     complete_at: float | None = None  # when the model finished writing it
     units: int = 0
+    # When each unit was complete (the engine delta's arrival) and the turn's tokens by then.
+    arrivals: list[tuple[float, int]] = field(default_factory=list)
     held: list[Unit] = field(default_factory=list)  # sequential mode: units not yet sent
     invocation: Invocation | None = None
     outcome: Outcome | None = None
@@ -192,6 +194,11 @@ class Call:
         self.end(self._waiter.result())
         on_outcome(self)
 
+    def arrived(self, units: list[Unit], at: float, tokens: int) -> list[Unit]:
+        """Note when ``units`` were complete; returns them."""
+        self.arrivals += [(at, tokens)] * len(units)
+        return units
+
     async def send(self, units: list[Unit]) -> bool:
         """Forward units now (partial) or hold them (not opened yet); False on malformed input."""
         for unit in units:
@@ -224,6 +231,7 @@ class Call:
             "call_started": self.started_at,
             "call_complete": self.complete_at,
             "decode_end": decode_end,
+            "units": self.arrivals,
             "busy": self.busy().get("busy", []),
             "result_at": self.ended_at,
         }

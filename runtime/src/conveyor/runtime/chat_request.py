@@ -296,6 +296,11 @@ def _prompt_tools(body: dict[str, Any], hosted: frozenset[str], policy: ServerPo
     if tools:
         body["tools"] = tools
     forced = body.get("tool_choice") == "required" or isinstance(body.get("tool_choice"), dict)
+    if forced and not tools:
+        raise BadRequest(
+            "tool_choice: forcing a call needs at least one tool, in `tools` or hosted here",
+            param="tool_choice",
+        )
     if forced:
         # A forced call must be one the tool accepts: its arguments follow its schema.
         body["tools"] = [

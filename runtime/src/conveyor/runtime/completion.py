@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from conveyor.runtime.calls import Call
@@ -21,6 +21,8 @@ class Timing:
     early_aborts: int = 0
     tokens_saved: int = 0
     tool_chars_cut: int = 0  # tool results cut to fit the context
+    # Per round: decoding's start and end (server clock), its tokens, whether it was aborted.
+    round_log: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: round(v, 6) if isinstance(v, float) else v for k, v in vars(self).items()}

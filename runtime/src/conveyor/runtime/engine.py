@@ -48,6 +48,7 @@ class EngineOptions:
     max_model_len: int | None = None
     enforce_eager: bool | None = None  # None: eager on the CPU, graphs on a GPU
     enable_prefix_caching: bool = True
+    chat_template: str | None = None  # replaces the model's own (``--chat-template FILE``)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def engine_args(self) -> AsyncEngineArgs:
@@ -128,9 +129,10 @@ class Delta:
 class Engine:
     """One ``AsyncLLM`` and its tokenizer, shared by every request of the process."""
 
-    def __init__(self, llm: AsyncLLM) -> None:
+    def __init__(self, llm: AsyncLLM, chat_template: str | None = None) -> None:
         self.llm: AsyncLLM | None = llm
         self.tokenizer = llm.get_tokenizer()
+        self.chat_template = chat_template
 
     @classmethod
     def start(cls, options: EngineOptions) -> Engine:
@@ -140,7 +142,7 @@ class Engine:
         log.info("starting vLLM engine on %s", options.model)
         # No local name for the AsyncLLM: this frame outlives the call (vLLM keeps a reference to
         # it), and a lingering AsyncLLM would be finalised at interpreter teardown, which fails.
-        engine = cls(AsyncLLM.from_engine_args(options.engine_args()))
+        engine = cls(AsyncLLM.from_engine_args(options.engine_args()), options.chat_template)
         log.info("engine ready in %.1f s", time.perf_counter() - started)
         return engine
 
@@ -149,7 +151,11 @@ class Engine:
     ) -> list[int]:
         """Prompt token ids for a chat, with the model's own chat template."""
         text = self.tokenizer.apply_chat_template(
-            messages, tools=tools or None, add_generation_prompt=True, tokenize=False
+            messages,
+            tools=tools or None,
+            chat_template=self.chat_template,
+            add_generation_prompt=True,
+            tokenize=False,
         )
         return self.encode(text)
 

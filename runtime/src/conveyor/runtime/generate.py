@@ -54,11 +54,25 @@ async def generate(
     return GenerationStats(tokens, first or 0.0, time.perf_counter() - started)
 
 
-def run(options: EngineOptions, prompt: str, max_tokens: int, force: str | None, raw: bool) -> None:
+def run(
+    options: EngineOptions,
+    prompt: str,
+    max_tokens: int,
+    force: str | None,
+    raw: bool,
+    temperature: float = 0.8,
+) -> None:
     async def main() -> GenerationStats:
         engine = Engine.start(options)
         try:
-            return await generate(engine, prompt, max_tokens=max_tokens, force=force, raw=raw)
+            return await generate(
+                engine,
+                prompt,
+                max_tokens=max_tokens,
+                force=force,
+                raw=raw,
+                temperature=temperature,
+            )
         finally:
             engine.shutdown()
 

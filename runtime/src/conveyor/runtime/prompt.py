@@ -75,7 +75,7 @@ class Prompts:
             llm.model_config,
             llm.renderer,
             request_logger=None,
-            chat_template=None,
+            chat_template=engine.chat_template,  # --chat-template, else the model's
             chat_template_content_format="auto",
             enable_auto_tools=True,
             tool_parser=VLLM_TOOL_PARSERS.get(parser),

@@ -15,13 +15,16 @@ from conveyor.runtime.events import (
 
 
 def _usage(completions: list[Completion]) -> dict[str, Any]:
-    """Token counts and Conveyor's timing, summed over the choices."""
+    """Token counts and Conveyor's timing, summed over the choices (logs concatenated)."""
     prompt = sum(c.prompt_tokens for c in completions)
     generated = sum(c.completion_tokens for c in completions)
     timing: dict[str, Any] = {}
     for completion in completions:
         for key, value in completion.timing.as_dict().items():
-            timing[key] = round(timing.get(key, 0) + value, 6)
+            if isinstance(value, list):
+                timing[key] = [*timing.get(key, []), *value]
+            else:
+                timing[key] = round(timing.get(key, 0) + value, 6)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": generated,

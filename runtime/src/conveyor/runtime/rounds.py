@@ -35,6 +35,7 @@ class Turn:
     tool_session: str | None = None  # the request's session on the sidecar
     logprobs: list[dict[str, Any]] = field(default_factory=list)  # when the request asked
     unsent_logprobs: list[dict[str, Any]] = field(default_factory=list)  # not yet streamed
+    last_delta_at: float = 0.0  # when the latest engine output arrived (time.time())
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ def end_round(turn: Turn, *, budget: int, next_round_allowed: bool) -> RoundEnd:
     tool_messages = [tool_message(call) for call in server_calls]
     # What the client sees also says when each tool worked against the decode.
     shown = [assistant_message(turn)] + [
-        {**message, "timing": call.timing(decode_end)}
+        {**message, "outcome": call.outcome_label(), "timing": call.timing(decode_end)}
         for message, call in zip(tool_messages, server_calls, strict=True)
     ]
     last_result = max(

@@ -149,6 +149,13 @@ class Scheduler:
             decode_spans.append(turn.decode)
             intermediate += end.shown
             timing.rounds += 1
+            timing.round_log.append(
+                {
+                    "decode": list(turn.decode),
+                    "tokens": turn.tokens,
+                    "aborted": turn.rejected_by is not None,
+                }
+            )
             timing.exposed_seconds += end.exposed_seconds
             for call in turn.calls.values():
                 busy.extend(busy_intervals(call.busy()))
@@ -215,7 +222,7 @@ class Scheduler:
             else _PlainText()
         )
         start = time.time()
-        end = start
+        end = turn.last_delta_at = start
         async with contextlib.aclosing(
             self.engine.stream(round_.prompt, params, turn.request_id)
         ) as deltas:
@@ -224,7 +231,7 @@ class Scheduler:
                 turn.tokens += delta.tokens
                 if request.logprobs and delta.logprobs is not None:
                     self._add_logprobs(request, turn, delta.token_ids, delta.logprobs)
-                end = delta.at
+                end = turn.last_delta_at = delta.at
                 if delta.finish_reason is not None:
                     turn.finish_reason = delta.finish_reason
                 for event in stream.feed(delta.text):
@@ -277,7 +284,7 @@ class Scheduler:
         if call.kind is CallKind.CLIENT:
             await emit(ClientCallDelta(call.index, None, None, event.text))
         elif call.kind is CallKind.HOSTED:
-            await call.send(turn.units.cut(event))
+            await call.send(call.arrived(turn.units.cut(event), turn.last_delta_at, turn.tokens))
 
     def _new_call(self, request: ChatRequest, turn: Turn, event: CallStarted) -> Call:
         index = len(turn.calls)
@@ -299,7 +306,8 @@ class Scheduler:
             known = ", ".join(sorted(request.hosted | request.client_tools)) or "none"
             call.end(error_outcome(f"unknown tool {call.name!r} (available: {known})"))
         elif call.outcome is None and call.kind is CallKind.HOSTED:
-            if await call.send(turn.units.cut(event)):
+            units = call.arrived(turn.units.cut(event), turn.last_delta_at, turn.tokens)
+            if await call.send(units):
                 if not call.opened and request.mode is Mode.SEQUENTIAL:
                     await call.open(
                         self.sidecar, lambda c: self._on_outcome(turn, c), turn.tool_session

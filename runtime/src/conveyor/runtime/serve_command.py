@@ -32,7 +32,7 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
         "--tool-call-parser",
         default="hermes",
         choices=formats(),
-        help="the model's tool-call format (default: hermes)",
+        help="the model's tool-call format (default: code for the default SmolLM2, else hermes)",
     )
     parser.add_argument(
         "--tools", help="comma-separated hosted tools (default: every tool the sidecar enables)"

@@ -1,6 +1,8 @@
 """`conveyor bench`: partial against sequential execution and the standard vLLM tool loop.
 
-Workloads (``workloads/*.yaml``) replay scripted assistant turns through the real engine with
-real tools; the ideal bound comes from each round's decode timeline and each unit's tool time
-measured alone. ``command`` holds the command line; ``runner`` the orchestration.
+Workloads (``workloads/*.yaml``, or ``--workloads-dir``) replay scripted assistant turns through
+the real engine with real tools; every system decodes the same tokens (``tokens``), systems are
+interleaved per repetition (``runner``), each repetition gets its own ideal bound (``bound``,
+``ideal``), and the summaries carry bootstrap intervals (``stats``, ``report``, ``table``).
+``load`` runs open-loop Poisson arrivals. ``command`` holds the command line.
 """

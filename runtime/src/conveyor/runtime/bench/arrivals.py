@@ -1,23 +1,23 @@
-"""When each unit of a round is complete, from the round's decode timeline; and the ideal jobs.
+"""When each unit of a round was complete, and the jobs of the ideal bound. Pure.
 
-Pure. A decode timeline is the round's text as it streamed, ``(seconds since the request was
-sent, text delta)`` per chunk, measured with no tool running. Replaying it through the same
-``ToolCallStream`` and the tools' own segmenters as the runtime gives the moment each call is
-recognised, each unit completes and each call is complete. ``round_jobs`` turns those moments
-and the tool times measured alone into the jobs of the ideal bound.
+`conveyor serve` reports, for each call of a round, when the call was recognised, when each of
+its units was complete and when the call was complete (the moments its own parser and the
+tool's segmenter saw them, against the start of the round's decoding). ``round_jobs`` turns
+those moments and the tool times measured alone into the jobs of the ideal bound.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from conveyor.runtime.bench.ideal import Job, RoundTimeline
-from conveyor.tools.parsing import ArgumentsDelta, CallFinished, CallStarted, ToolCallStream
-from conveyor.tools.units import Field, Step, Unit, segmenter_from_spec
-
-Chunk = tuple[float, str]
+from conveyor.runtime.bench.ideal import Job
+from conveyor.runtime.bench.systems import RoundRecord
+from conveyor.runtime.bench.workloads import Round
+from conveyor.runtime.calls import units_of
+from conveyor.tools.units import Field, Step, Unit
 
 # Tools whose work runs in the background of the unit that starts it (the search request starts
 # when ``query`` closes; later fields and ``finish`` only wait for it).
@@ -33,33 +33,33 @@ class CallArrivals:
 
 
 def call_arrivals(
-    chunks: Sequence[Chunk], specs: dict[str, dict[str, Any]], parser: str = "hermes"
+    record: RoundRecord, round_: Round, specs: dict[str, dict[str, Any]], scale: float = 1.0
 ) -> list[CallArrivals]:
-    """Every call of the round with the moment each of its units is complete."""
-    stream = ToolCallStream(parser)
-    calls: dict[str, CallArrivals] = {}
-    segmenters: dict[str, Any] = {}
+    """The calls of one round as `conveyor serve` reported them, times multiplied by ``scale``.
 
-    def on(events: list[Any], at: float) -> None:
-        for event in events:
-            if isinstance(event, CallStarted):
-                calls[event.call_id] = CallArrivals(event.name, at)
-                spec = specs[event.name]["x-conveyor"]["segmenter"]
-                segmenters[event.call_id] = segmenter_from_spec(spec)
-            elif isinstance(event, ArgumentsDelta) and event.call_id in segmenters:
-                units = segmenters[event.call_id].feed(event.text)
-                calls[event.call_id].units += [(at, u) for u in units]
-            elif isinstance(event, CallFinished) and event.call_id in segmenters:
-                units = segmenters[event.call_id].close()
-                calls[event.call_id].units += [(at, u) for u in units]
-                calls[event.call_id].complete = at
-
-    last = 0.0
-    for at, text in chunks:
-        on(stream.feed(text), at)
-        last = at
-    on(stream.close(), last)
-    return list(calls.values())
+    The server notes when each unit was complete; which unit it was (a plan step and what it
+    waits for) comes from cutting the scripted arguments with the tool's own segmenter.
+    """
+    if len(record.calls) != len(round_.calls):
+        raise ValueError(
+            f"the server reported {len(record.calls)} call(s), the round has {len(round_.calls)}"
+        )
+    out = []
+    for reported, call in zip(record.calls, round_.calls, strict=True):
+        units = units_of(specs[call.name], json.dumps(call.arguments, ensure_ascii=False))
+        if len(units) != len(reported.units) or reported.started is None:
+            raise ValueError(
+                f"{call.name}: the server reported {len(reported.units)} unit(s), its segmenter "
+                f"cuts {len(units)}"
+            )
+        arrivals = CallArrivals(call.name, reported.started * scale)
+        arrivals.units = [
+            (at * scale, unit) for (at, _), unit in zip(reported.units, units, strict=True)
+        ]
+        if reported.complete is not None:
+            arrivals.complete = reported.complete * scale
+        out.append(arrivals)
+    return out
 
 
 @dataclass(frozen=True)
@@ -122,13 +122,3 @@ def round_jobs(calls: Sequence[CallArrivals], durations: Sequence[CallDurations]
             after = tuple(unit_jobs) or (start,)
             jobs.append(Job(call.complete, times.finish, after, label=f"{call.name} finish"))
     return jobs
-
-
-def round_timeline(
-    chunks: Sequence[Chunk],
-    specs: dict[str, dict[str, Any]],
-    durations: Sequence[CallDurations],
-) -> RoundTimeline:
-    calls = call_arrivals(chunks, specs)
-    decode_end = chunks[-1][0] if chunks else 0.0
-    return RoundTimeline(decode_end, tuple(round_jobs(calls, durations)))

@@ -1,244 +1,245 @@
-"""Measuring the inputs of the ideal bound: each unit's tool time alone, each round's decode.
+"""The ideal bound of one repetition: a schedule no system can beat.
 
-Tool time: every call of the workload runs alone on the sidecar (all units at once, then
-finish); its ``timing.busy`` gives the warm-up, each unit and the finish. A plan step's time is
-its own tool run alone with its resolved arguments. Decode: each round is streamed from
-`conveyor serve` with ``tool_choice: "none"`` (plain text, no tool runs) and every chunk is
-timestamped on arrival. Medians over the repetitions go into ``arrivals``/``ideal``.
+Inputs, all measured:
+
+- the sequential run of the same repetition: per round, when decoding started and ended and
+  when each unit of each call was complete, as `conveyor serve` reports it;
+- the shortest decode of each round among the runs of that repetition that decoded it whole
+  (every system decodes the same tokens); the sequential timeline is scaled onto it;
+- each call's tool time alone on the sidecar, the least of ``--bound-reps`` runs (warm-up,
+  each unit, finish; a plan step is its own tool run alone with its resolved arguments).
+
+``ideal`` then schedules it with zero dispatch cost (see ``ideal.py`` and docs/benchmark.md).
 """
 
 from __future__ import annotations
 
 import json
-import re
-import statistics
-import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from conveyor.runtime.bench.arrivals import (
+    CallArrivals,
     CallDurations,
-    Chunk,
+    call_arrivals,
     durations_from_busy,
-    round_timeline,
+    round_jobs,
 )
-from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency, round_bound
-from conveyor.runtime.bench.tools import result_text, run_call
-from conveyor.runtime.bench.workloads import Workload
+from conveyor.runtime.bench.ideal import RoundTimeline, ideal_latency
+from conveyor.runtime.bench.systems import RunRecord
+from conveyor.runtime.bench.tools import run_call
+from conveyor.runtime.bench.workloads import Round, Workload
+from conveyor.runtime.calls import units_of
+from conveyor.tools import default_registry
+from conveyor.tools.builtin.planner import _arguments as step_arguments
 from conveyor.tools.client import SidecarClient
-from conveyor.tools.units import Ref, Step
-
-_TEXT_REF = re.compile(r"\$(\d+)")
-
-
-def _resolve(value: Any, outputs: dict[int, str]) -> Any:
-    if isinstance(value, Ref):
-        return outputs.get(value.id, "")
-    if isinstance(value, str):
-        return _TEXT_REF.sub(lambda m: outputs.get(int(m.group(1)), m.group(0)), value)
-    if isinstance(value, list):
-        return [_resolve(v, outputs) for v in value]
-    if isinstance(value, dict):
-        return {k: _resolve(v, outputs) for k, v in value.items()}
-    return value
-
-
-def step_arguments(step: Step, spec: dict[str, Any], outputs: dict[int, str]) -> dict[str, Any]:
-    """A plan step's arguments as the planner gives them to its tool (names and substitutions)."""
-    names = list(spec["function"]["parameters"].get("properties", {}))
-    out: dict[str, Any] = {}
-    for key, value in step.args.items():
-        if isinstance(key, int):
-            key = names[key] if key < len(names) else f"arg{key}"
-        out[key] = _resolve(value, outputs)
-    return out
+from conveyor.tools.units import Step
 
 
 async def _call_alone(
     sidecar: SidecarClient, specs: dict[str, dict[str, Any]], name: str, arguments: str
-) -> tuple[CallDurations, str]:
+) -> CallDurations:
     run = await run_call(sidecar, specs, name, arguments, spacing=0.005)
     rejected = run.outcome.kind == "reject"
     durations = durations_from_busy(name, run.units, run.busy, rejected)
     steps = [u for u in run.units if isinstance(u, Step)]
-    if steps:
-        data = (run.outcome.data or {}).get("steps", {})
-        outputs = {int(k): str(v.get("content", "")) for k, v in data.items()}
-        times = []
-        for step in steps:
-            args = step_arguments(step, specs[step.tool], outputs)
-            alone = await run_call(sidecar, specs, step.tool, json.dumps(args))
-            timing = alone.outcome.timing
-            times.append(float(timing.get("finished", 0.0)) - float(timing.get("started", 0.0)))
-        # The planner's finish only waits for its steps, which run in the background.
-        durations = CallDurations(durations.start, tuple(times), 0.0)
-    return durations, result_text(run.outcome)
+    if not steps:
+        return durations
+    data = (run.outcome.data or {}).get("steps", {})
+    outputs = {int(k): str(v.get("content", "")) for k, v in data.items()}
+    registry = default_registry()
+    times = []
+    for step in steps:
+        # The planner's own resolver: the arguments exactly as the planner gives its step.
+        args = step_arguments(registry.create(step.tool), step.args, outputs)
+        alone = await run_call(sidecar, specs, step.tool, json.dumps(args))
+        timing = alone.outcome.timing
+        times.append(float(timing.get("finished", 0.0)) - float(timing.get("started", 0.0)))
+    # The planner's finish only waits for its steps, which run in the background.
+    return CallDurations(durations.start, tuple(times), 0.0)
 
 
-def _median_durations(runs: list[CallDurations]) -> CallDurations:
+def least(runs: list[CallDurations]) -> CallDurations:
+    """The least each part has been seen to take: a lower bound wants the fastest run."""
     return CallDurations(
-        statistics.median(r.start for r in runs),
-        tuple(statistics.median(u) for u in zip(*(r.units for r in runs), strict=True)),
-        statistics.median(r.finish for r in runs),
+        min(r.start for r in runs),
+        tuple(min(u) for u in zip(*(r.units for r in runs), strict=True)),
+        min(r.finish for r in runs),
         runs[0].rejected_at,
     )
 
 
 async def tools_alone(
     sidecar: SidecarClient, specs: dict[str, dict[str, Any]], workload: Workload, reps: int
-) -> tuple[list[list[CallDurations]], list[list[str]]]:
-    """Per round, per call: median durations; and the tool messages' contents (first run)."""
+) -> list[list[CallDurations]]:
+    """Per round, per call: the least tool time of ``reps`` runs alone."""
     durations: list[list[CallDurations]] = []
-    contents: list[list[str]] = []
     for round_ in workload.rounds:
-        round_durations, round_contents = [], []
+        row = []
         for call in round_.calls:
-            runs = []
-            for _ in range(reps):
-                times, content = await _call_alone(
-                    sidecar, specs, call.name, json.dumps(call.arguments, ensure_ascii=False)
+            arguments = json.dumps(call.arguments, ensure_ascii=False)
+            row.append(
+                least(
+                    [await _call_alone(sidecar, specs, call.name, arguments) for _ in range(reps)]
                 )
-                runs.append(times)
-            round_durations.append(_median_durations(runs))
-            round_contents.append(content)
-        durations.append(round_durations)
-        contents.append(round_contents)
-    return durations, contents
-
-
-def round_messages(workload: Workload, contents: list[list[str]], index: int) -> list[dict]:
-    """The prompt of round ``index``, as the runtime builds it (raw turn text, tool results)."""
-    messages = list(workload.messages)
-    for r in range(index):
-        round_ = workload.rounds[r]
-        messages.append({"role": "assistant", "content": round_.text()})
-        for n, (call, content) in enumerate(zip(round_.calls, contents[r], strict=True)):
-            messages.append(
-                {
-                    "role": "tool",
-                    "tool_call_id": f"call_{r}_{n}",
-                    "name": call.name,
-                    "content": content,
-                }
             )
-    return messages
-
-
-async def decode_timeline(
-    http: httpx.AsyncClient, model: str, messages: list[dict], text: str
-) -> list[Chunk]:
-    """Stream one round with no tool running; each content chunk with its arrival time."""
-    body = {
-        "model": model,
-        "messages": messages,
-        "stream": True,
-        "tool_choice": "none",
-        "temperature": 0.0,
-        "conveyor": {"replay": [text]},
-    }
-    chunks: list[Chunk] = []
-    sent = time.perf_counter()
-    async with http.stream("POST", "/v1/chat/completions", json=body) as response:
-        response.raise_for_status()
-        async for line in response.aiter_lines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
-                continue
-            at = time.perf_counter() - sent
-            payload = json.loads(line[len("data: ") :])
-            for choice in payload.get("choices") or []:
-                piece = (choice.get("delta") or {}).get("content")
-                if piece:
-                    chunks.append((at, piece))
-    return align(chunks, text)
-
-
-async def plain_duration(
-    http: httpx.AsyncClient, model: str, messages: list[dict], text: str
-) -> float:
-    """Seconds one round takes unstreamed with no tool running (as the systems are called)."""
-    body = {
-        "model": model,
-        "messages": messages,
-        "tool_choice": "none",
-        "temperature": 0.0,
-        "conveyor": {"replay": [text]},
-    }
-    sent = time.perf_counter()
-    response = await http.post("/v1/chat/completions", json=body)
-    response.raise_for_status()
-    return time.perf_counter() - sent
-
-
-def align(chunks: list[Chunk], text: str, slack: int = 16) -> list[Chunk]:
-    """Re-cut streamed chunks onto the forced text.
-
-    As plain text the detokenizer drops the added ``<tool_call>`` token (its step streams an
-    empty delta), so such a gap is given to the next chunk: the call is seen one token late.
-    """
-    out: list[Chunk] = []
-    pos = 0
-    for at, piece in chunks:
-        found = text.find(piece, pos, pos + slack + len(piece))
-        if found < 0:
-            raise RuntimeError(f"streamed text {piece!r} is not the forced text at {pos}")
-        out.append((at, text[pos : found + len(piece)]))
-        pos = found + len(piece)
-    if pos < len(text):
-        if len(text) - pos > slack or not out:
-            raise RuntimeError(f"the stream ended {len(text) - pos} characters early")
-        out[-1] = (out[-1][0], out[-1][1] + text[pos:])
-    return out
+        durations.append(row)
+    return durations
 
 
 @dataclass
 class Bound:
+    """The ideal latency of one repetition and what it was computed from."""
+
     latency: float
+    decode: list[float]  # per round: the decode the timeline was scaled onto
     rounds: list[RoundTimeline]
-    decode_ends: list[float]
-    abort_decode_ends: list[float]
-    # Per round: chunks (about one token each) decoded after the rejected unit was complete.
-    tokens_after_reject: list[int | None]
-    stream_scales: list[float]  # unstreamed / streamed duration of each round
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "latency": round(self.latency, 6),
+            "decode": [round(d, 6) for d in self.decode],
+            "rounds": [
+                {
+                    "decode_end": round(r.decode_end, 6),
+                    "jobs": [
+                        {
+                            "label": j.label,
+                            "arrival": round(j.arrival, 6),
+                            "duration": round(j.duration, 6),
+                            "after": list(j.after),
+                            "rejects": j.rejects,
+                        }
+                        for j in r.jobs
+                    ],
+                }
+                for r in self.rounds
+            ],
+        }
 
 
-async def measure_bound(
-    http: httpx.AsyncClient,
-    model: str,
-    sidecar: SidecarClient,
-    specs: dict[str, dict[str, Any]],
+def seen_in_runs(
     workload: Workload,
-    reps: int,
-    warmup: bool = True,
-) -> Bound:
-    durations, contents = await tools_alone(sidecar, specs, workload, reps)
-    rounds = []
-    scales: list[float] = []
-    after_reject: list[int | None] = []
-    for index, round_ in enumerate(workload.rounds):
-        messages = round_messages(workload, contents, index)
-        if warmup:  # the prefix cache, as the systems' warm-up requests have it
-            await decode_timeline(http, model, messages, round_.text())
-        runs = [await decode_timeline(http, model, messages, round_.text()) for _ in range(reps)]
-        chunks = sorted(runs, key=lambda c: c[-1][0])[len(runs) // 2]  # the median run
-        # Streaming every token costs the serving process CPU on the engine's core, which slows
-        # decoding; the same round unstreamed sets the clock, the stream only the proportions.
-        plain = statistics.median(
-            [await plain_duration(http, model, messages, round_.text()) for _ in range(reps)]
+    alone: Sequence[Sequence[CallDurations]],
+    runs: Mapping[str, RunRecord],
+    specs: dict[str, dict[str, Any]],
+) -> list[list[CallDurations]]:
+    """Per call, the least of its time alone and what the sidecar measured in ``runs``.
+
+    Every run of a repetition ran the same tool work; the least time any of them saw is still
+    a time the work took. (Plan steps run inside the planner: only their time alone is known.)
+    """
+    out = []
+    for r, round_ in enumerate(workload.rounds):
+        row = []
+        for c, call in enumerate(round_.calls):
+            seen = [alone[r][c]]
+            units = units_of(specs[call.name], json.dumps(call.arguments, ensure_ascii=False))
+            if not any(isinstance(u, Step) for u in units):
+                for run in runs.values():
+                    if r < len(run.round_log) and c < len(run.round_log[r].calls):
+                        reported = run.round_log[r].calls[c]
+                        rejected = reported.outcome == "rejected"
+                        if reported.busy and rejected == (alone[r][c].rejected_at is not None):
+                            seen.append(
+                                durations_from_busy(call.name, units, reported.busy, rejected)
+                            )
+            row.append(least(seen))
+        out.append(row)
+    return out
+
+
+def shortest_decode(runs: Mapping[str, RunRecord], rounds: int) -> list[float]:
+    """Per round, the shortest decode among the runs that decoded that round whole.
+
+    A round that every run cut short with an early abort takes the shortest of those.
+    """
+    out = []
+    for r in range(rounds):
+        logs = [run.round_log[r] for run in runs.values() if r < len(run.round_log)]
+        whole = [log.decode for log in logs if not log.aborted] or [log.decode for log in logs]
+        if not whole:
+            raise ValueError(f"round {r}: no run decoded it")
+        out.append(min(whole))
+    return out
+
+
+def _scaled_arrivals(
+    run: RunRecord, r: int, round_: Round, decode: float, specs: dict[str, dict[str, Any]]
+) -> list[CallArrivals]:
+    record = run.round_log[r]
+    whole = not record.aborted and record.decode > 0
+    return call_arrivals(record, round_, specs, min(1.0, decode / record.decode) if whole else 1.0)
+
+
+def _earliest(candidates: list[list[CallArrivals]]) -> list[CallArrivals]:
+    """Per call, each moment at the earliest any run saw it."""
+    out = []
+    for calls in zip(*candidates, strict=True):
+        first = calls[0]
+        units = [
+            (min(c.units[i][0] for c in calls), unit) for i, (_, unit) in enumerate(first.units)
+        ]
+        completes = [c.complete for c in calls if c.complete is not None]
+        out.append(
+            CallArrivals(
+                first.name, min(c.started for c in calls), units, min(completes, default=None)
+            )
         )
-        scale = plain / chunks[-1][0]
-        scales.append(scale)
-        chunks = [(at * scale, piece) for at, piece in chunks]
-        rounds.append(round_timeline(chunks, specs, durations[index]))
-        rejects = [j.arrival for j in rounds[-1].jobs if j.rejects]
-        after_reject.append(sum(at > rejects[0] for at, _ in chunks) if rejects else None)
-    bounds = [round_bound(r) for r in rounds]
-    return Bound(
-        ideal_latency(rounds),
-        rounds,
-        [r.decode_end for r in rounds],
-        [b.decode_end for b in bounds],
-        after_reject,
-        scales,
-    )
+    return out
+
+
+def repetition_bound(
+    workload: Workload,
+    sequential: RunRecord,
+    decode: Sequence[float],
+    durations: Sequence[Sequence[CallDurations]],
+    specs: dict[str, dict[str, Any]],
+    others: Sequence[RunRecord] = (),
+) -> Bound:
+    """The ideal latency of one repetition (pure): see the module docstring.
+
+    ``others`` are the repetition's other Conveyor runs: where one of them saw a unit complete
+    earlier than the sequential run did (its decoding ran faster there), the earlier moment counts.
+    """
+    if len(sequential.round_log) != len(workload.rounds):
+        raise ValueError("the sequential run did not run every round")
+    timelines = []
+    for r, round_ in enumerate(workload.rounds):
+        candidates = [_scaled_arrivals(sequential, r, round_, decode[r], specs)]
+        for run in others:
+            try:
+                candidates.append(_scaled_arrivals(run, r, round_, decode[r], specs))
+            except (ValueError, IndexError):
+                continue  # an aborted round reports fewer units: it cannot say when the rest came
+        calls = _earliest(candidates)
+        timelines.append(RoundTimeline(decode[r], tuple(round_jobs(calls, durations[r]))))
+    return Bound(ideal_latency(timelines), list(decode), timelines)
+
+
+def abort_skipped(
+    sequential: RunRecord,
+    partial: RunRecord,
+    durations: Sequence[Sequence[CallDurations]],
+    planned: Sequence[int | None],
+) -> float | None:
+    """Share of the tokens left after the rejected unit that partial's early abort skipped.
+
+    ``planned`` gives each round's tokens decoded whole (``tokens.agreement``); the sequential
+    run says how many the turn had when the rejected unit was complete, and the partial run's
+    tokens say where its decoding stopped.
+    """
+    for r, row in enumerate(durations):
+        for c, times in enumerate(row):
+            if times.rejected_at is None or r >= len(partial.round_log):
+                continue
+            if not partial.round_log[r].aborted:
+                return 0.0
+            whole = planned[r]
+            if whole is None:
+                return None
+            at_reject = sequential.round_log[r].calls[c].units[times.rejected_at][1]
+            left = whole - at_reject
+            return (whole - partial.round_log[r].tokens) / left if left > 0 else None
+    return None

@@ -61,11 +61,3 @@ def round_bound(timeline: RoundTimeline) -> RoundBound:
 def ideal_latency(rounds: Sequence[RoundTimeline]) -> float:
     """The latency of the whole request: its rounds one after the other."""
     return sum(round_bound(r).end for r in rounds)
-
-
-def efficiency(sequential: float, partial: float, ideal: float) -> float | None:
-    """(sequential - partial) / (sequential - ideal): the share of the reachable gain obtained."""
-    reachable = sequential - ideal
-    if reachable <= 1e-9:
-        return None  # nothing to gain (no overlap possible)
-    return (sequential - partial) / reachable

@@ -1,47 +1,118 @@
-"""The benchmark's report: figures per workload and system, the JSON file, the table, the plot."""
+"""The benchmark's report: summaries with confidence intervals, the targets, the JSON file."""
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import platform
-import statistics
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from conveyor.runtime.bench.ideal import efficiency
-
-if TYPE_CHECKING:
-    from conveyor.runtime.bench.bound import Bound
-    from conveyor.runtime.bench.servers import Pinning
-    from conveyor.runtime.bench.settings import Settings
+from conveyor.runtime.bench import stats
+from conveyor.runtime.bench.runner import PARTIAL, PEER, SEQUENTIAL, Measured, WorkloadResult
+from conveyor.runtime.bench.servers import Pinning
+from conveyor.runtime.bench.settings import Settings
+from conveyor.runtime.bench.workloads import Workload
 
 FIGURES = ("latency", "decode", "tool", "overlap", "exposed")
 
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear-interpolated percentile (q in 0..100)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
+# (name, workloads it applies to (None: every favourable overlap workload), derived key, bound)
+TARGETS = (
+    ("latency reduction vs sequential >= 40 %", ("codegen",), "reduction_vs_sequential", 0.40),
+    ("overlap efficiency >= 0.9", None, "efficiency", 0.9),
+    (">= 1.5x lower latency than the peer", ("codegen", "planning"), "speedup_vs_peer", 1.5),
+    (
+        "early abort skips >= 70 % of the decode left",
+        ("validation",),
+        "abort_skipped_fraction",
+        0.7,
+    ),
+)
 
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
     ok = [r for r in runs if not r.get("error")]
-    out: dict[str, Any] = {"n": len(ok), "errors": len(runs) - len(ok)}
+    out: dict[str, Any] = {
+        "n": len(ok),
+        "errors": len(runs) - len(ok),
+        "error_messages": sorted({r["error"] for r in runs if r.get("error")}),
+    }
     for key in FIGURES:
         values = [float(r[key]) for r in ok]
-        out[key] = {
-            "median": statistics.median(values) if values else math.nan,
-            "p90": percentile(values, 90),
-        }
+        median, ci = stats.median_ci(values)
+        out[key] = {"median": median, "ci95": ci, "p90": stats.percentile(values, 90)}
+    out["completion_tokens"] = sorted({r["completion_tokens"] for r in ok})
     return out
+
+
+def _paired(
+    result: WorkloadResult, names: tuple[str, ...], ideal: bool = False
+) -> list[list[float]]:
+    """Per repetition where every named system (and the bound) succeeded: their latencies."""
+    columns: list[list[float]] = [[] for _ in range(len(names) + ideal)]
+    reps = len(next(iter(result.runs.values()), []))
+    for i in range(reps):
+        runs = [result.runs[n][i] if n in result.runs else None for n in names]
+        bound = result.bounds[i] if ideal and i < len(result.bounds) else None
+        if any(r is None or r.error for r in runs) or (ideal and bound is None):
+            continue
+        for column, run in zip(columns, runs, strict=False):
+            column.append(run.latency)  # type: ignore[union-attr]  # None excluded above
+        if ideal:
+            columns[-1].append(bound["latency"])  # type: ignore[index]  # None excluded above
+    return columns
+
+
+def _figure(value: float | None, ci: list[float] | None) -> dict[str, Any] | None:
+    return None if value is None else {"value": value, "ci95": ci}
+
+
+def derived(workload: Workload, result: WorkloadResult) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if {SEQUENTIAL, PARTIAL} <= set(result.runs):
+        out["reduction_vs_sequential"] = _figure(
+            *stats.paired_ci(_paired(result, (SEQUENTIAL, PARTIAL)), stats.reduction)
+        )
+        if workload.overlap:
+            columns = _paired(result, (SEQUENTIAL, PARTIAL), ideal=True)
+            out["efficiency"] = _figure(*stats.paired_ci(columns, stats.efficiency))
+    if {PEER, PARTIAL} <= set(result.runs):
+        out["speedup_vs_peer"] = _figure(
+            *stats.paired_ci(_paired(result, (PEER, PARTIAL)), stats.speedup)
+        )
+    ideal = [b["latency"] for b in result.bounds if b is not None]
+    if ideal:
+        out["ideal"] = _figure(*stats.median_ci(ideal))
+    if result.abort_skipped:
+        out["abort_skipped_fraction"] = _figure(*stats.median_ci(result.abort_skipped))
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def targets(workloads: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each target per workload it applies to: met only when its whole 95 % interval clears it."""
+    rows = []
+    for name, names, key, bound in TARGETS:
+        chosen = names or [
+            w for w, data in workloads.items()
+            if data["overlap_possible"] and not data["unfavourable"]
+        ]  # fmt: skip
+        for w in chosen:
+            figure = workloads.get(w, {}).get("derived", {}).get(key)
+            if w not in workloads:
+                continue
+            rows.append(
+                {
+                    "target": name,
+                    "workload": w,
+                    "bound": bound,
+                    "value": figure and figure["value"],
+                    "ci95": figure and figure["ci95"],
+                    "met": stats.clears(figure and figure["ci95"], bound),
+                }
+            )
+    return rows
 
 
 def machine(pinning: Pinning) -> dict[str, Any]:
@@ -71,216 +142,52 @@ def machine(pinning: Pinning) -> dict[str, Any]:
     }
 
 
-def _derived(name: str, systems: dict[str, Any], bound: Bound | None) -> dict[str, Any]:
-    med = {s: v["summary"]["latency"]["median"] for s, v in systems.items()}
-    seq, par, peer = (med.get(k) for k in SYSTEM_KEYS)
-    out: dict[str, Any] = {}
-    if seq and par:
-        out["reduction_vs_sequential"] = (seq - par) / seq
-    if peer and par:
-        out["speedup_vs_peer"] = peer / par
-    if bound is not None:
-        out["ideal"] = bound.latency
-        if seq and par:
-            out["efficiency"] = efficiency(seq, par, bound.latency)
-        skipped = _abort_skipped(systems, bound)
-        if skipped is not None:
-            out["abort_skipped_fraction"] = skipped
-    return out
-
-
-def _abort_skipped(systems: dict[str, Any], bound: Bound) -> float | None:
-    """Share of the decode left after the rejected field that the early abort skipped.
-
-    Time-based, from medians: sequential decodes everything, partial stops at the abort, so
-    their decode times differ by what was skipped; the timeline gives what was left.
-    """
-    rejects = [
-        (i, min(j.arrival for j in r.jobs if j.rejects))
-        for i, r in enumerate(bound.rounds)
-        if any(j.rejects for j in r.jobs)
-    ]
-    seq = systems.get("conveyor-sequential", {}).get("summary", {}).get("decode", {})
-    par = systems.get("conveyor-partial", {}).get("summary", {}).get("decode", {})
-    if not rejects or "median" not in seq or "median" not in par:
-        return None
-    index, at = rejects[0]
-    timeline_total = sum(bound.decode_ends)
-    left = (bound.decode_ends[index] - at) / timeline_total * seq["median"]
-    return (seq["median"] - par["median"]) / left if left > 0 else None
-
-
-SYSTEM_KEYS = ("conveyor-sequential", "conveyor-partial", "vllm-client-loop")
-
-
-def assemble(
-    settings: Settings,
-    pinning: Pinning,
-    bounds: dict[str, Bound],
-    results: dict[str, dict[str, dict[str, Any]]],
-    database: Path,
-    wall: float,
-) -> dict[str, Any]:
+def assemble(settings: Settings, measured: Measured) -> dict[str, Any]:
     workloads: dict[str, Any] = {}
     for w in settings.workloads:
-        systems = results.get(w.name, {})
-        for data in systems.values():
-            data["summary"] = summarize(data["runs"])
-            for key, batches in list(data.items()):
-                if key.startswith("concurrency_"):
-                    lat = [r["latency"] for b in batches for r in b["runs"] if not r.get("error")]
-                    data[f"{key}_summary"] = {
-                        "latency_median": statistics.median(lat) if lat else math.nan,
-                        "latency_p90": percentile(lat, 90),
-                        "throughput_rps": statistics.median(b["throughput_rps"] for b in batches),
-                    }
-        bound = bounds.get(w.name)
+        result = measured.workloads.get(w.name)
+        if result is None:
+            continue
+        systems = {}
+        for name, runs in result.runs.items():
+            raw = [r.as_dict() for r in runs]
+            systems[name] = {"runs": raw, "summary": summarize(raw)}
         workloads[w.name] = {
             "summary": w.summary,
+            "source": w.source,
             "emulated": w.emulated,
             "overlap_possible": w.overlap,
+            "unfavourable": w.unfavourable,
             "systems": systems,
-            "bound": None
-            if bound is None
-            else {
-                "latency": bound.latency,
-                "decode_ends": bound.decode_ends,
-                "decode_ends_after_abort": bound.abort_decode_ends,
-                "tokens_after_reject": bound.tokens_after_reject,
-                "stream_scales": bound.stream_scales,
-                "rounds": [
-                    {
-                        "decode_end": r.decode_end,
-                        "jobs": [
-                            {
-                                "label": j.label,
-                                "arrival": j.arrival,
-                                "duration": j.duration,
-                                "after": list(j.after),
-                                "rejects": j.rejects,
-                            }
-                            for j in r.jobs
-                        ],
-                    }
-                    for r in bound.rounds
-                ],
-            },
-            "derived": _derived(w.name, systems, bound),
+            "bound": {"reps": result.bounds, "errors": result.bound_errors},
+            "abort_skipped": result.abort_skipped,
+            "tokens": result.tokens,
+            "derived": derived(w, result),
         }
     return {
-        "machine": machine(pinning),
+        "commit": settings.commit,
+        "command": settings.command,
+        "machine": machine(measured.pinning),
         "settings": {
             "systems": settings.systems,
             "repetitions": settings.reps,
             "bound_repetitions": settings.bound_reps,
-            "concurrency": settings.concurrency,
-            "batches": settings.batches,
+            "seed": settings.seed,
+            "order": "every repetition runs each system once, in a random order (seeded)",
             "search_latency_seconds": settings.search_latency,
             "search_latency_note": "emulated: the local search backend waits this long",
             "model": settings.model,
-            "database": {"path": str(database), "rows": settings.rows},
+            "database": {"path": str(measured.database), "rows": settings.rows},
         },
-        "wall_seconds": wall,
+        "notes": settings.notes,
+        "wall_seconds": measured.wall,
         "workloads": workloads,
+        "targets": targets(workloads),
+        "load": measured.load,
     }
 
 
 def write_json(result: dict[str, Any], out: Path) -> Path:
     path = out / "bench.json"
     path.write_text(json.dumps(result, indent=1, default=str))
-    return path
-
-
-def _fmt(value: float | None, pattern: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return pattern.format(value)
-
-
-def table(result: dict[str, Any]) -> str:
-    """The terminal table: median latency (s) per system, the gains, the ideal bound."""
-    head = (
-        f"{'workload':<12}{'partial':>9}{'sequential':>11}{'vllm-loop':>10}{'ideal':>8}"
-        f"{'vs seq':>8}{'vs peer':>9}{'effic.':>8}{'c8 rps p/s/v':>18}"
-    )
-    lines = [head, "-" * len(head)]
-    for name, w in result["workloads"].items():
-        sys_ = w["systems"]
-        med = {
-            s: sys_.get(s, {}).get("summary", {}).get("latency", {}).get("median")
-            for s in SYSTEM_KEYS
-        }
-        d = w["derived"]
-        rps = "/".join(
-            _fmt(sys_.get(s, {}).get("concurrency_8_summary", {}).get("throughput_rps"), "{:.2f}")
-            for s in ("conveyor-partial", "conveyor-sequential", "vllm-client-loop")
-        )
-        mark = "*" if w.get("emulated") else ""
-        # Where nothing can overlap, sequential and ideal coincide and the ratio is noise.
-        effic = d.get("efficiency") if w.get("overlap_possible", True) else None
-        lines.append(
-            f"{(name + mark):<12}{_fmt(med['conveyor-partial'], '{:.3f}'):>9}"
-            f"{_fmt(med['conveyor-sequential'], '{:.3f}'):>11}"
-            f"{_fmt(med['vllm-client-loop'], '{:.3f}'):>10}{_fmt(d.get('ideal'), '{:.3f}'):>8}"
-            f"{_fmt(d.get('reduction_vs_sequential'), '{:+.1%}'):>8}"
-            f"{_fmt(d.get('speedup_vs_peer'), '{:.2f}x'):>9}"
-            f"{_fmt(effic, '{:.2f}'):>8}"
-            f"{rps:>18}"
-        )
-        if "abort_skipped_fraction" in d:
-            lines.append(
-                f"{'':<12}early abort skipped {d['abort_skipped_fraction']:.0%} of the decode "
-                "left after the rejected field"
-            )
-    s = result["settings"]
-    lines += [
-        "",
-        f"median latency in seconds over {s['repetitions']} repetitions at concurrency 1 "
-        "(warm-up excluded); 'vs seq' = latency reduction of partial against sequential; "
-        "'vs peer' = vllm-client-loop / partial; 'effic.' = (seq - partial) / (seq - ideal); "
-        "c8 rps = requests/s at concurrency 8 (partial/sequential/vllm-loop).",
-        f"* emulated: the search backend is local and waits {s['search_latency_seconds']:.3f} s "
-        "per query to stand in for a remote API.",
-        f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores; "
-        f"{result['machine']['pinning']}",
-    ]
-    return "\n".join(lines)
-
-
-def plot(result: dict[str, Any], out: Path) -> Path:
-    """Median latency per workload and system (p90 as error bar), the ideal bound marked."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(result["workloads"])
-    systems = [s for s in ("conveyor-partial", "conveyor-sequential", "vllm-client-loop")
-               if any(s in w["systems"] for w in result["workloads"].values())]  # fmt: skip
-    width = 0.8 / max(1, len(systems))
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(names)), 4.5))
-    for i, system in enumerate(systems):
-        meds, errs = [], []
-        for name in names:
-            lat = result["workloads"][name]["systems"].get(system, {}).get("summary", {})
-            m = lat.get("latency", {}).get("median", math.nan)
-            meds.append(m)
-            errs.append(max(0.0, lat.get("latency", {}).get("p90", m) - m))
-        xs = [n + (i - (len(systems) - 1) / 2) * width for n in range(len(names))]
-        ax.bar(xs, meds, width, yerr=[[0] * len(errs), errs], label=system, capsize=2)
-    for n, name in enumerate(names):
-        ideal = result["workloads"][name]["derived"].get("ideal")
-        if ideal is not None:
-            ax.hlines(ideal, n - 0.45, n + 0.45, colors="black", linestyles="--",
-                      label="ideal bound" if n == 0 else None)  # fmt: skip
-    labels = [n + (" *" if result["workloads"][n].get("emulated") else "") for n in names]
-    ax.set_xticks(range(len(names)), labels, rotation=20)
-    ax.set_ylabel("median latency (s), p90 whisker")
-    latency = result["settings"]["search_latency_seconds"]
-    ax.set_title(f"conveyor bench  (* search latency emulated: {latency:.2f} s)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = out / "bench.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -75,7 +75,15 @@ class Server:
                 preexec_fn=lambda: os.sched_setaffinity(0, cores),  # noqa: PLW1509
             )
 
-    def wait(self, path: str, timeout: float = 300.0) -> None:
+    def wait(self, path: str, timeout: float = 900.0) -> None:
+        """Until ``path`` answers 200; the process is stopped if it never does."""
+        try:
+            self._wait(path, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait(self, path: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from conveyor.runtime.calls import units_of
 from conveyor.tools.client import Outcome, SidecarClient
-from conveyor.tools.units import ParseError, Unit, segmenter_from_spec
+from conveyor.tools.units import ParseError, Unit
 
 
 def tools_config(database: Path, search_endpoint: str, warm_workers: int = 10) -> dict[str, Any]:
@@ -39,21 +40,6 @@ def tools_config(database: Path, search_endpoint: str, warm_workers: int = 10) -
         "pool": {"warm_workers": warm_workers, "max_workers": 64},
         "isolation": {"uid_base": uid_base},
     }
-
-
-def units_of(spec: dict[str, Any], arguments_text: str) -> list[Unit]:
-    """The units the tool's own segmenter cuts from a complete arguments text."""
-    segmenter = segmenter_from_spec(spec["x-conveyor"]["segmenter"])
-    return segmenter.feed(arguments_text) + segmenter.close()
-
-
-def result_text(outcome: Outcome) -> str:
-    """What the model reads as a tool message (the same wording as the runtime's)."""
-    if outcome.kind == "reject":
-        return f"rejected: {outcome.content}"
-    if outcome.kind == "error":
-        return f"error: {outcome.content}"
-    return outcome.content
 
 
 @dataclass

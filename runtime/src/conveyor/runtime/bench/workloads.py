@@ -1,18 +1,22 @@
 """Benchmark workloads: a conversation, its tools, and the scripted assistant text of each round.
 
-A workload file (``workloads/<name>.yaml``, shipped in the package) gives the messages, the
-hosted tools the request enables, and every assistant round as parts: plain text, or a tool
-call whose arguments are written in the given key order. ``Round.text`` renders a round in the
-hermes format exactly as the model writes it; the benchmark forces the real engine to emit that
-text, so decoding costs what it really costs. ``expect`` lists substrings each call's tool result
-must contain (checked by the tests against a real sidecar).
+A workload file (``workloads/<name>.yaml`` shipped in the package, or any ``*.yaml`` of
+``--workloads-dir``) gives the messages, the hosted tools the request enables, and every
+assistant round as parts: plain text, or a tool call whose arguments are written in the given
+key order. ``Round.text`` renders a round in the hermes format exactly as the model writes it;
+the benchmark forces the real engine to emit that text, so decoding costs what it really costs.
+``expect`` says what each call's tool result must contain, or that the tool must refuse it;
+every run is checked against it (``expect_errors``), and every call not listed must succeed.
+``unfavourable`` names what makes a workload a poor case for partial execution (reported apart).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -20,6 +24,12 @@ import yaml
 from conveyor.tools.parsing import CallFinished, CallMalformed, CallStarted, parse_all
 
 KNOWN_TOOLS = frozenset({"python", "sqlite", "search", "calculator", "planner"})
+
+
+_KEYS = {
+    "name", "summary", "tools", "messages", "rounds", "expect", "overlap", "emulated", "tags",
+    "unfavourable",
+}  # fmt: skip
 
 
 class WorkloadError(ValueError):
@@ -67,9 +77,41 @@ class Workload:
     overlap: bool = True  # False: partial execution can gain nothing (must lose nothing)
     emulated: str | None = None  # what is emulated rather than real, said in every output
     tags: tuple[str, ...] = field(default_factory=tuple)
+    unfavourable: str | None = None  # why partial execution can gain little here
+    source: str = "shipped"  # or the file it was read from
 
     def texts(self) -> list[str]:
         return [r.text() for r in self.rounds]
+
+    def plain(self) -> Workload:
+        """The same conversation answered with the final text alone: no tool, one round."""
+        return replace(
+            self, name=f"{self.name}-plain", tools=(), rounds=self.rounds[-1:], expect=()
+        )
+
+
+# A call's outcome as a system saw it: (``ok`` | ``error`` | ``rejected`` | ..., result text).
+Outcome = tuple[str, str]
+
+
+def expect_errors(workload: Workload, outcomes: Sequence[Sequence[Outcome]]) -> list[str]:
+    """What in a run's tool outcomes (per round, per call) breaks the workload's ``expect``."""
+    wanted = {(e.round, e.call): e for e in workload.expect}
+    errors = []
+    for r, round_ in enumerate(workload.rounds[:-1]):
+        got = list(outcomes[r]) if r < len(outcomes) else []
+        if len(got) != len(round_.calls):
+            errors.append(f"round {r}: {len(got)} tool result(s), expected {len(round_.calls)}")
+            continue
+        for c, (label, text) in enumerate(got):
+            e = wanted.get((r, c))
+            want = "rejected" if e is not None and e.rejected else "ok"
+            if label != want:
+                errors.append(f"round {r} call {c}: {label}, expected {want}: {text[:200]!r}")
+            for piece in e.contains if e is not None else ():
+                if piece not in text:
+                    errors.append(f"round {r} call {c}: result lacks {piece!r}")
+    return errors
 
 
 def _part(raw: Any, where: str) -> str | Call:
@@ -90,6 +132,9 @@ def parse_workload(raw: Any, source: str) -> Workload:
     for key in ("name", "summary", "tools", "messages", "rounds"):
         if key not in raw:
             raise WorkloadError(f"{source}: missing key {key!r}")
+    unknown_keys = set(raw) - _KEYS
+    if unknown_keys:
+        raise WorkloadError(f"{source}: unknown key(s) {sorted(unknown_keys)}")
     tools = tuple(raw["tools"])
     unknown = set(tools) - KNOWN_TOOLS
     if unknown:
@@ -114,6 +159,7 @@ def parse_workload(raw: Any, source: str) -> Workload:
         overlap=bool(raw.get("overlap", True)),
         emulated=raw.get("emulated"),
         tags=tuple(raw.get("tags", ())),
+        unfavourable=raw.get("unfavourable"),
     )
     check(workload, source)
     return workload
@@ -152,18 +198,63 @@ def workload_names() -> list[str]:
     return sorted(p.name[: -len(".yaml")] for p in files.iterdir() if p.name.endswith(".yaml"))
 
 
+def _read(text: str, source: str) -> Workload:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise WorkloadError(f"{source}: not YAML: {error}") from None
+    return parse_workload(raw, source)
+
+
 def load(name: str) -> Workload:
     path = resources.files("conveyor.runtime.bench") / "workloads" / f"{name}.yaml"
     if not path.is_file():
         raise WorkloadError(f"no workload {name!r} (known: {', '.join(workload_names())})")
-    return parse_workload(yaml.safe_load(path.read_text()), f"{name}.yaml")
+    return _read(path.read_text(), f"{name}.yaml")
+
+
+def load_dir(directory: Path) -> dict[str, Workload]:
+    """Every ``*.yaml`` of a directory, by workload name."""
+    if not directory.is_dir():
+        raise WorkloadError(f"--workloads-dir {directory}: not a directory")
+    found: dict[str, Workload] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        workload = replace(_read(path.read_text(), str(path)), source=str(path))
+        if workload.name in found:
+            raise WorkloadError(
+                f"{path}: workload {workload.name!r} is also in {found[workload.name].source}"
+            )
+        found[workload.name] = workload
+    if not found:
+        raise WorkloadError(f"--workloads-dir {directory}: no *.yaml file")
+    return found
 
 
 # The order of the paper's six, then the multi-call and multi-round ones.
 ORDER = ("codegen", "search", "planning", "validation", "sqlite", "calculator")
 
 
-def load_all(names: list[str] | None = None) -> list[Workload]:
-    available = workload_names()
-    chosen = names or sorted(available, key=lambda n: (ORDER + (n,)).index(n))
-    return [load(n) for n in chosen]
+def _order(name: str) -> tuple[int, str]:
+    return (ORDER.index(name) if name in ORDER else len(ORDER), name)
+
+
+def load_all(
+    names: list[str] | None = None, directory: Path | None = None
+) -> tuple[list[Workload], list[str]]:
+    """The chosen workloads (default: every shipped one, and every one of ``directory``).
+
+    A workload of ``directory`` replaces a shipped one of the same name; the notes say so.
+    """
+    external = load_dir(directory) if directory is not None else {}
+    shipped = workload_names()
+    if names is None:
+        names = sorted(set(shipped) | set(external), key=_order)
+    chosen, notes = [], []
+    for name in names:
+        if name in external:
+            chosen.append(external[name])
+            if name in shipped:
+                notes.append(f"{name}: from {external[name].source}, replacing the shipped one")
+        else:
+            chosen.append(load(name))
+    return chosen, notes

@@ -7,19 +7,15 @@ exercising the serving path (engine, streaming, forced outputs), not for answeri
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
 
 from tqdm import tqdm
 
+from conveyor.runtime.model.manifest import is_current, staged, write_manifest
+
 DEFAULT_MODEL_DIR = Path.home() / ".cache" / "conveyor" / "models" / "tiny"
-MANIFEST_NAME = "conveyor-model.json"
 
 # Chat structure is special (never shown to users); tool-call markers are ordinary added tokens
 # so that they survive detokenization, as in Qwen2.5, and parsers see them in the text.
@@ -32,10 +28,6 @@ TOOL_MARKERS = [
     "[TOOL_CALLS]",
     "<|python_tag|>",
 ]
-
-
-class ModelError(Exception):
-    """A model directory that cannot be served; the message is one line for the user."""
 
 
 @dataclass(frozen=True)
@@ -107,81 +99,23 @@ def _random_model(spec: TinyModelSpec, tokenizer):  # -> LlamaForCausalLM
     return LlamaForCausalLM(config).to(torch.bfloat16).eval()
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_manifest(directory: Path, spec: TinyModelSpec) -> None:
-    files = sorted(p.name for p in directory.iterdir() if p.is_file())
-    manifest = {"spec": asdict(spec), "files": {name: _sha256(directory / name) for name in files}}
-    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-
-
-def check_model(path: Path) -> None:
-    """Raise ``ModelError`` unless ``path`` looks like a servable model directory.
-
-    A directory built by ``build_tiny`` is also checked against its manifest, so a truncated or
-    edited file is caught here rather than deep inside the engine.
-    """
-    if not path.exists():
-        raise ModelError(f"model path {path} does not exist")
-    if not path.is_dir():
-        raise ModelError(f"model path {path} is not a directory")
-    config = path / "config.json"
-    try:
-        json.loads(config.read_text())
-    except FileNotFoundError:
-        raise ModelError(f"{path} is not a model directory: config.json is missing") from None
-    except (ValueError, UnicodeDecodeError) as error:
-        raise ModelError(f"{config} is not valid JSON ({error})") from None
-    if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
-        raise ModelError(f"{path} holds no weights (*.safetensors or *.bin)")
-    manifest_path = path / MANIFEST_NAME
-    if not manifest_path.exists():
-        return
-    try:
-        expected = json.loads(manifest_path.read_text())["files"]
-    except (ValueError, KeyError) as error:
-        raise ModelError(f"{manifest_path} is corrupt ({error})") from None
-    for name, digest in expected.items():
-        file = path / name
-        if not file.exists():
-            raise ModelError(f"model {path} is incomplete: {name} is missing")
-        if _sha256(file) != digest:
-            raise ModelError(f"model {path} is corrupt: {name} does not match its checksum")
-
-
 def build_tiny(out: Path = DEFAULT_MODEL_DIR, spec: TinyModelSpec | None = None) -> Path:
     """Build the tiny model into ``out``, or reuse it when it is already there and intact."""
     spec = spec or TinyModelSpec()
-    if (out / MANIFEST_NAME).exists():
-        try:
-            check_model(out)
-            if json.loads((out / MANIFEST_NAME).read_text())["spec"] == asdict(spec):
-                return out
-        except (ModelError, ValueError, KeyError):
-            pass  # rebuild below
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and rename at the end: an interrupted build never looks intact.
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
-        with tqdm(total=4, desc="building tiny model", unit="step") as bar:
-            bar.set_postfix_str("tokenizer")
-            tokenizer = _train_tokenizer(spec)
-            tokenizer.save_pretrained(staging)
-            bar.update()
-            bar.set_postfix_str("weights")
-            model = _random_model(spec, tokenizer)
-            bar.update()
-            bar.set_postfix_str("saving")
-            model.save_pretrained(staging, safe_serialization=True)
-            bar.update()
-            bar.set_postfix_str("checksums")
-            _write_manifest(staging, spec)
-            bar.update()
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(staging, out)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if is_current(out, asdict(spec)):
+        return out
+    with staged(out) as staging, tqdm(total=4, desc="building tiny model", unit="step") as bar:
+        bar.set_postfix_str("tokenizer")
+        tokenizer = _train_tokenizer(spec)
+        tokenizer.save_pretrained(staging)
+        bar.update()
+        bar.set_postfix_str("weights")
+        model = _random_model(spec, tokenizer)
+        bar.update()
+        bar.set_postfix_str("saving")
+        model.save_pretrained(staging, safe_serialization=True)
+        bar.update()
+        bar.set_postfix_str("checksums")
+        write_manifest(staging, asdict(spec))
+        bar.update()
     return out

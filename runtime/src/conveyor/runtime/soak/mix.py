@@ -154,10 +154,10 @@ _MALFORMED: list[Body] = [
     b"\xff\xfe not json",
     {"messages": []},
     {"messages": [{"role": "robot", "content": "hi"}]},
-    {"messages": [{"role": "user", "content": "hi"}], "max_tokens": -1},
+    {"messages": [{"role": "user", "content": "hi"}], "max_tokens": "ten"},
     {"messages": [{"role": "user", "content": "hi"}], "conveyor": {"replay": "not a list"}},
     {"messages": [{"role": "user", "content": "hi"}], "conveyor": {"warp": 9}},
-    {"messages": [{"role": "user", "content": "hi"}], "tool_choice": "required"},
+    {"messages": [{"role": "user", "content": "hi"}], "tool_choice": "sometimes"},
     {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function"}]},
     {"messages": [{"role": "user", "content": "hi"}], "temperature": "hot"},
 ]

@@ -167,7 +167,7 @@ def enter(spec: SandboxSpec, channel: int) -> list[str]:
         sandbox_fs.close_sources(sources)
         os.close(channel)
         os.close(grants_w)
-        sandbox_watch.supervise(init, built_r, grants_r, spec)  # never returns
+        sandbox_watch.supervise(init, built_r, grants_r, spec.memory_mb, spec.cpu_seconds)
     os.close(grants_r)
     os.close(alive_w)
     os.close(built_r)

@@ -14,10 +14,6 @@ from __future__ import annotations
 import os
 import select
 import signal
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from conveyor.tools.sidecar.sandbox import SandboxSpec
 
 PERIOD = 0.1
 EXIT_MEMORY = 86  # the supervisor's exit code when the call's memory total went over
@@ -77,18 +73,18 @@ def _memory(pid: str) -> int:
         return int(f.read().split()[1]) * _PAGE
 
 
-def supervise(init: int, built: int, grants: int, spec: SandboxSpec) -> None:
+def supervise(init: int, built: int, grants: int, memory_mb: int, cpu_seconds: float) -> None:
     """Wait for ``init``, enforcing the totals; exit as it did.
 
     ``grants`` carries the worker's "N more seconds for this call" as each call starts. The
     worker may lie after running untrusted code, so a grant counts from the total measured
-    here, and never beyond ``spec.cpu_seconds``, the cap for the worker's whole life.
+    here, and never beyond ``cpu_seconds``, the cap for the worker's whole life.
     """
     pidfd = os.pidfd_open(init)
     waiting = [pidfd, built, grants]
     watching = False  # until init has mounted the namespace's /proc, ours shows the host's
-    memory = spec.memory_mb << 20
-    cpu_limit = spec.cpu_seconds
+    memory = memory_mb << 20
+    cpu_limit = cpu_seconds
     while True:
         ready, _, _ = select.select(waiting, [], [], PERIOD)
         if pidfd in ready:
@@ -103,7 +99,7 @@ def supervise(init: int, built: int, grants: int, spec: SandboxSpec) -> None:
             if granted is None:
                 waiting.remove(grants)  # the worker closed it: its last grant stands
             else:
-                cpu_limit = min(spec.cpu_seconds, usage()[1] + granted)
+                cpu_limit = min(cpu_seconds, usage()[1] + granted)
         if not watching:
             continue
         pss, cpu = usage()
