@@ -144,6 +144,18 @@ def _declare_resources(emulator: Emulator) -> None:
         namespaced=True,
         verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
     )
+    # As if the Inference Extension, the Gateway API and KEDA were installed (issue 19).
+    for path, kind in [
+        ("inference.networking.k8s.io/v1/inferencepools", "InferencePool"),
+        ("gateway.networking.k8s.io/v1/httproutes", "HTTPRoute"),
+        ("keda.sh/v1alpha1/scaledobjects", "ScaledObject"),
+    ]:
+        emulator.resources[path] = kmock.ResourceInfo(
+            kind=kind,
+            singular=kind.lower(),
+            namespaced=True,
+            verbs={"create", "delete", "get", "list", "patch", "update", "watch"},
+        )
 
 
 @pytest.fixture()

@@ -109,7 +109,8 @@ def sent(cluster: Cluster) -> tuple[dict[str, dict[str, Any]], set[str], list[An
 
 
 def desired(obj: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    # The emulator serves monitoring.coreos.com, as a cluster with the Prometheus Operator does.
+    # The emulator serves monitoring.coreos.com and the add-on APIs of issue 19, as a cluster
+    # with the Prometheus Operator, the Inference Extension and KEDA does.
     rendered = render(obj, images=IMAGES, service_monitors=True)
     return {c["kind"]: fingerprinted(c) for c in rendered}
 
@@ -120,6 +121,9 @@ PLURALS = {
     "PodDisruptionBudget": "poddisruptionbudgets",
     "NetworkPolicy": "networkpolicies",
     "ServiceMonitor": "servicemonitors",
+    "InferencePool": "inferencepools",
+    "HTTPRoute": "httproutes",
+    "ScaledObject": "scaledobjects",
 }
 
 

@@ -37,6 +37,16 @@ tests/chart/test_rbac.py checks these against the API calls the operator makes.
 - apiGroups: ["networking.k8s.io"]
   resources: ["networkpolicies"]
   verbs: ["get", "list", "watch", "create", "patch", "delete"]
+# Issue 19: routing through the Gateway API Inference Extension, and KEDA autoscaling.
+- apiGroups: ["inference.networking.k8s.io"]
+  resources: ["inferencepools"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["gateway.networking.k8s.io"]
+  resources: ["httproutes"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+- apiGroups: ["keda.sh"]
+  resources: ["scaledobjects"]
+  verbs: ["get", "list", "watch", "create", "patch", "delete"]
 # The pods' status and Unhealthy events tell a crash loop, an image that cannot be pulled, a
 # missing Secret, a pod nothing can schedule, or tools that cannot be isolated: no Secret is read.
 - apiGroups: [""]

@@ -105,8 +105,12 @@ class Reconciler:
         if facts is not None:
             problems += find_problems(svc, facts)
         monitors = bool(facts and facts.service_monitors)
+        # A kind whose API is missing is reported (find_problems), not applied and retried.
+        missing = {k.kind for k in facts.missing_apis} if facts is not None else set()
         desired = [
-            fingerprinted(c) for c in render(obj, images=self.images, service_monitors=monitors)
+            fingerprinted(c)
+            for c in render(obj, images=self.images, service_monitors=monitors)
+            if c["kind"] not in missing
         ]
         problems += await self._apply(desired)
         problems += await self._prune(svc, {o["kind"] for o in desired}, facts)

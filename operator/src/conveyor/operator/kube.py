@@ -18,7 +18,12 @@ from typing import Any
 from kubernetes import client, config
 
 from conveyor.operator.pods import pod_problems
-from conveyor.operator.render import CHILD_KINDS, MANAGED_BY, ConveyorService
+from conveyor.operator.render import (
+    CHILD_KINDS,
+    MANAGED_BY,
+    ConveyorService,
+    requested_add_on_kinds,
+)
 from conveyor.operator.spec import API_VERSION, PLURAL
 from conveyor.operator.status import ClusterFacts
 
@@ -216,6 +221,11 @@ class Kube:
             ),
             service_monitors=self._serves("monitoring.coreos.com/v1", "servicemonitors"),
             pod_problems=tuple(pod_problems(pods, events)),
+            missing_apis=tuple(
+                kind
+                for kind in requested_add_on_kinds(svc)
+                if not self._serves(kind.api_version, kind.plural)
+            ),
         )
 
     def list(

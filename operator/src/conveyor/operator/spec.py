@@ -17,6 +17,7 @@ from conveyor.operator.spec_pod import (
     ProfileSpec,
     RolloutSpec,
 )
+from conveyor.operator.spec_routing import KedaSpec, RoutingSpec
 
 GROUP = "conveyor.dev"
 VERSION = "v1alpha1"
@@ -168,9 +169,20 @@ class AutoscalingSpec:
             "self.minReplicas <= self.maxReplicas",
             "autoscaling.minReplicas must not be greater than autoscaling.maxReplicas",
         ),
+        # Issue 19: KEDA, the autoscaler that can reach zero.
+        (
+            "self.engine == 'keda' || self.minReplicas >= 1",
+            "autoscaling.minReplicas 0 needs autoscaling.engine keda (an HPA cannot scale to zero)",
+        ),
+        (
+            "(self.engine == 'keda') == has(self.keda)",
+            "autoscaling.keda is required with autoscaling.engine keda and only allowed with it",
+        ),
     ]
     max_replicas: int = prop("Most replicas.", minimum=1, maximum=1000)
-    min_replicas: int = prop("Fewest replicas.", default=1, minimum=1, maximum=1000)
+    min_replicas: int = prop(
+        "Fewest replicas; 0 only with engine keda.", default=1, minimum=0, maximum=1000
+    )
     metric: str = prop(
         "Per-pod metric to scale on (served through the custom metrics API, e.g. by "
         "prometheus-adapter): vllm:num_requests_waiting, vllm:kv_cache_usage_perc or a "
@@ -185,6 +197,13 @@ class AutoscalingSpec:
         "empty keeps Kubernetes' defaults.",
         default={},
     )
+    engine: str = prop(
+        "hpa: a HorizontalPodAutoscaler on `metric` (needs the custom metrics API); keda: a KEDA "
+        "ScaledObject on Prometheus queries, which can scale to zero.",
+        default="hpa",
+        enum=["hpa", "keda"],
+    )
+    keda: KedaSpec | None = prop("KEDA settings; required with engine keda.", default=None)
 
 
 @dataclass
@@ -315,6 +334,9 @@ class ConveyorServiceSpec:
     resources: ResourcesSpec = prop("Resources per replica.", default=ResourcesSpec())
     autoscaling: AutoscalingSpec | None = prop(
         "Scale on a serving metric with a HorizontalPodAutoscaler.", default=None
+    )
+    routing: RoutingSpec = prop(
+        "Routing through the Gateway API Inference Extension.", default=RoutingSpec()
     )
     rollout: RolloutSpec = prop("How pods are replaced on a change.", default=RolloutSpec())
     tools: ToolsSpec = prop("The tools sidecar.", default=ToolsSpec())

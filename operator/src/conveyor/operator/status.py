@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from conveyor.operator.pods import PodProblem
-from conveyor.operator.render import ConveyorService
+from conveyor.operator.render import ChildKind, ConveyorService
 
 # Problems that mean the Deployment in the cluster may not hold the current spec.
 STALE_REASONS = ("ApplyFailed", "ClusterUnreachable", "InvalidSpec")
@@ -36,6 +36,8 @@ class ClusterFacts:
     missing_claims: tuple[str, ...] = ()
     service_monitors: bool = False
     pod_problems: tuple[PodProblem, ...] = ()
+    # Kinds the spec asks for whose API the cluster does not serve (issue 19).
+    missing_apis: tuple[ChildKind, ...] = ()
 
 
 def find_problems(svc: ConveyorService, facts: ClusterFacts) -> list[Problem]:
@@ -45,6 +47,15 @@ def find_problems(svc: ConveyorService, facts: ClusterFacts) -> list[Problem]:
             f"PersistentVolumeClaim {svc.namespace}/{claim} does not exist",
         )
         for claim in facts.missing_claims
+    ]
+    problems += [
+        Problem(
+            "APINotInstalled",
+            f"the spec asks for a {kind.kind}, but the cluster does not serve {kind.api_version} "
+            f"{kind.plural}: install its CRD (docs/deploy.md, section 6), then restart the "
+            "operator so that it watches the new kind",
+        )
+        for kind in facts.missing_apis
     ]
     hf = svc.spec.model.source.hugging_face
     token = hf.token_secret_ref if hf is not None else None

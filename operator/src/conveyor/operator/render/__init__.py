@@ -8,7 +8,9 @@ from typing import Any
 from conveyor.operator.render._meta import MANAGED_BY, ConveyorService
 from conveyor.operator.render.deployment import deployment
 from conveyor.operator.render.images import Images
+from conveyor.operator.render.keda import scaled_object
 from conveyor.operator.render.network import network_policy, service, service_monitor
+from conveyor.operator.render.routing import http_route, inference_pool
 from conveyor.operator.render.scaling import horizontal_pod_autoscaler, pod_disruption_budget
 from conveyor.operator.render.tools_config import checksum, config_map
 
@@ -30,7 +32,24 @@ CHILD_KINDS = [
     ChildKind("autoscaling/v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers"),
     ChildKind("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets"),
     ChildKind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies"),
+    ChildKind("inference.networking.k8s.io/v1", "InferencePool", "inferencepools"),
+    ChildKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    ChildKind("keda.sh/v1alpha1", "ScaledObject", "scaledobjects"),
 ]
+
+
+def requested_add_on_kinds(svc: ConveyorService) -> list[ChildKind]:
+    """Children of add-on APIs (Inference Extension, Gateway API, KEDA) that the spec asks for.
+
+    A cluster may not serve them; the operator checks before it applies one (issue 19).
+    """
+    auto = svc.spec.autoscaling
+    asked = {
+        "InferencePool": svc.spec.routing.inference_pool,
+        "HTTPRoute": svc.spec.routing.http_route,
+        "ScaledObject": auto.keda if auto is not None else None,
+    }
+    return [kind for kind in CHILD_KINDS if asked.get(kind.kind) is not None]
 
 
 def render(
@@ -51,6 +70,9 @@ def render(
         horizontal_pod_autoscaler(svc),
         pod_disruption_budget(svc),
         network_policy(svc),
+        inference_pool(svc),
+        http_route(svc),
+        scaled_object(svc),
     )
     for optional in optional_children:
         if optional is not None:
@@ -58,4 +80,12 @@ def render(
     return children
 
 
-__all__ = ["CHILD_KINDS", "MANAGED_BY", "ChildKind", "ConveyorService", "Images", "render"]
+__all__ = [
+    "CHILD_KINDS",
+    "MANAGED_BY",
+    "ChildKind",
+    "ConveyorService",
+    "Images",
+    "render",
+    "requested_add_on_kinds",
+]

@@ -14,7 +14,7 @@ from conveyor.operator.render._meta import ConveyorService
 
 def horizontal_pod_autoscaler(svc: ConveyorService) -> dict[str, Any] | None:
     auto = svc.spec.autoscaling
-    if auto is None:
+    if auto is None or auto.engine != "hpa":  # KEDA makes its own HPA (render/keda.py)
         return None
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": svc.name},
