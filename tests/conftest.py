@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import pytest_asyncio
 import yaml
+from process_testkit import free_port, wait_http
 
 # Small engine on a small machine; set before vLLM is imported anywhere.
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
@@ -43,26 +41,6 @@ async def engine(tiny_model: Path) -> AsyncIterator[object]:
     engine = Engine.start(EngineOptions(model=str(tiny_model), max_model_len=4096))
     yield engine
     engine.shutdown()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=1.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{url} not ready within {timeout} s")
 
 
 def stop(process: subprocess.Popen) -> None:

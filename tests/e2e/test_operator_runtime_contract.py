@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from process_testkit import free_port, wait_http
 
 from conveyor.operator.render import render
 from conveyor.runtime.cli import build_parser
@@ -87,7 +87,7 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
     runtime, tools, tools_yaml = containers_of(obj)
     config = tmp_path / "tools.yaml"
     config.write_text(tools_yaml)
-    sidecar_port, http_port = _free_port(), _free_port()
+    sidecar_port, http_port = free_port(), free_port()
     local = {
         "/etc/conveyor/tools.yaml": str(config),
         "8001": str(sidecar_port),
@@ -106,7 +106,7 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
     )
     server = None
     try:
-        _until_up(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 60)
+        wait_http(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 60)
         args = [local.get(a, a) for a in runtime["args"]]
         assert args[args.index("--drain-seconds") + 1] == "30"
         refused = subprocess.run(
@@ -128,7 +128,7 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
             env=env,
         )
         base = f"http://127.0.0.1:{http_port}"
-        _until_up(f"{base}/ready", server, 900)
+        wait_http(f"{base}/ready", server, 900)
 
         code = "import time\ntime.sleep(3)\nprint('drained', 6 * 7)\n"
         body = {
@@ -181,22 +181,3 @@ READ_ONLY_ROOT = [
 
 def _hermes_call(name: str, arguments: dict) -> str:
     return f"<tool_call>\n{json.dumps({'name': name, 'arguments': arguments})}\n</tool_call>"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _until_up(url: str, process: subprocess.Popen, within: float) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        assert process.poll() is None, f"{process.args[:4]} exited with {process.returncode}"
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{url} did not come up")

@@ -15,19 +15,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
+from process_testkit import free_port, wait_http
 
 UID = 65532
 SETPRIV = [
@@ -59,26 +57,6 @@ class Setup:
     runtime: subprocess.Popen
     sidecar: subprocess.Popen | None  # the separate sidecar of the pod set-up
     sidecar_port: int | None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait(url: str, process: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{process.args} exited with {process.returncode}")
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"{url} not ready within {timeout} s")
 
 
 def _end(process: subprocess.Popen | None) -> None:
@@ -178,7 +156,7 @@ def setup(request: pytest.FixtureRequest, tiny_model: Path) -> Iterator[Setup]:
         "VLLM_CPU_KVCACHE_SPACE": "1",
         "VLLM_LOGGING_LEVEL": "WARNING",
     }
-    port = _free_port()
+    port = free_port()
     serve = [
         sys.executable, "-m", "conveyor.runtime.cli", "serve", "--model", str(model),
         "--allow-replay", "--port", str(port), "--max-model-len", "4096", "--tool-timeout", "60",
@@ -188,7 +166,7 @@ def setup(request: pytest.FixtureRequest, tiny_model: Path) -> Iterator[Setup]:
     runtime = None
     try:
         if name == "pod":
-            sidecar_port = _free_port()
+            sidecar_port = free_port()
             sidecar = subprocess.Popen(
                 _as_user(
                     [
@@ -206,13 +184,13 @@ def setup(request: pytest.FixtureRequest, tiny_model: Path) -> Iterator[Setup]:
                 ),  # fmt: skip
                 env=env,
             )
-            _wait(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 120)
+            wait_http(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 120)
             serve += ["--sidecar", f"http://127.0.0.1:{sidecar_port}"]
         else:
             serve += ["--tools-config", str(config)]
         runtime = subprocess.Popen(_as_user(serve) if name == "user" else serve, env=env)
         base_url = f"http://127.0.0.1:{port}"
-        _wait(f"{base_url}/ready", runtime, 900)  # engines start slowly on a loaded host
+        wait_http(f"{base_url}/ready", runtime, 900)  # engines start slowly on a loaded host
         client = openai.OpenAI(base_url=f"{base_url}/v1", api_key="unused", timeout=120)
         model_id = client.models.list().data[0].id
         yield Setup(
