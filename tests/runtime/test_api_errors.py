@@ -149,7 +149,11 @@ CASES = [
         param="tool_choice",
     ),  # fmt: skip
     Case("tool-choice-bad-value", chat(tool_choice="sometimes"), param="tool_choice"),
-    Case("tool-choice-required-without-tools", chat(tool_choice="required"), param="tool_choice"),
+    Case(
+        "tool-choice-required-without-tools",
+        chat(tool_choice="required", conveyor={"tools": []}),
+        param="tool_choice",
+    ),
     Case(
         "parallel-tool-calls-not-bool", chat(parallel_tool_calls="no"), param="parallel_tool_calls"
     ),  # fmt: skip

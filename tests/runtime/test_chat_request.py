@@ -136,3 +136,8 @@ def test_tool_messages_answer_structured_calls_or_follow_a_turn_that_wrote_them(
         [*answered, {**tool, "tool_call_id": "x"}],
     ):
         assert refusal(body(messages=bad, tools=[WEATHER]))["param"].endswith("tool_call_id")
+
+
+def test_forcing_a_call_with_no_tool_at_all_is_a_400() -> None:
+    error = refusal(body(tool_choice="required", conveyor={"tools": []}))
+    assert error["param"] == "tool_choice" and "at least one tool" in error["message"]
