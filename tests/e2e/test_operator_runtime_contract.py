@@ -109,8 +109,9 @@ def test_the_rendered_pod_drains_without_losing_a_request(tiny_model: Path, tmp_
         wait_http(f"http://127.0.0.1:{sidecar_port}/readyz", sidecar, 60)
         args = [local.get(a, a) for a in runtime["args"]]
         assert args[args.index("--drain-seconds") + 1] == "30"
+        # The probe writes at the root, not in the checkout: that may be under the writable /tmp.
         refused = subprocess.run(
-            [*READ_ONLY_ROOT, "touch", str(Path(__file__).with_name("ro-probe"))],
+            [*READ_ONLY_ROOT, "touch", "/conveyor-ro-probe"],
             capture_output=True,
             text=True,
             timeout=30,

@@ -56,9 +56,11 @@ def test_every_system_decodes_the_same_tokens(run: tuple[dict, str, Path]) -> No
         if name == "search":
             assert len(set.union(*counts.values())) == 1, counts
     validation = result["workloads"]["validation"]
-    # Partial stops at the reject; the tokens it did not decode are reported.
-    assert min(validation["tokens"]["not_decoded"]["conveyor-partial"]) > 0
-    assert validation["tokens"]["not_decoded"]["conveyor-sequential"] == [0, 0]
+    # Partial stops at the reject; the tokens it did not decode are reported. Sequential runs the
+    # one-field call once it is closed, still inside the turn, so it may abort too: reported.
+    not_decoded = validation["tokens"]["not_decoded"]
+    assert min(not_decoded["conveyor-partial"]) > 0
+    assert len(not_decoded["conveyor-sequential"]) == 2
     assert validation["derived"]["abort_skipped_fraction"]["value"] > 0
 
 

@@ -119,7 +119,8 @@ async def test_units_execute_before_finish(tools_sidecar: SidecarProcess) -> Non
         inv = await client.open("python")
         await inv.feed(Statement("import time\n", 1))
         await inv.feed(Statement("time.sleep(0.2)\n", 2))
-        await asyncio.sleep(0.6)  # the model is "still decoding"
+        # The model is "still decoding": long enough for a sandboxed worker to boot and run both.
+        await asyncio.sleep(2.0)
         finish_sent = time.time()
         await inv.feed(Statement("print('done')\n", 3))
         await inv.finish()
