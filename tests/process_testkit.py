@@ -1,7 +1,8 @@
-"""Start-up helpers for tests that run servers as processes: a free port, waiting for readiness."""
+"""Helpers for tests that run servers as processes: a free port, waiting for readiness, metrics."""
 
 from __future__ import annotations
 
+import re
 import socket
 import subprocess
 import time
@@ -27,3 +28,16 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"{url} not ready within {timeout} s")
+
+
+def metric(base_url: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
+        match = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if labels.items() <= found.items():
+            total += float(match.group(3))
+    return total

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,30 +13,12 @@ from typing import Any
 
 import httpx
 import yaml
+from process_testkit import free_port, metric
 
 from conveyor.runtime.soak.mix import tool_call
 from conveyor.runtime.soak.processes import ProcessSample, sample
 
 SECRET = "CONVEYOR_TEST_SECRET"  # set in the server's environment; the sidecar must not see it
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def metric(base_url: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in httpx.get(f"{base_url}/metrics", timeout=10).text.splitlines():
-        match = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if labels.items() <= found.items():
-            total += float(match.group(3))
-    return total
 
 
 def wait_until(condition: Callable[[], Any], limit: float, what: str, every: float = 0.1) -> Any:

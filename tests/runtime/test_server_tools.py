@@ -3,12 +3,12 @@ a real `conveyor serve` (real vLLM, real sidecar), with the official `openai` cl
 
 from __future__ import annotations
 
-import re
 import time
 
 import httpx
 import pytest
 from chat_testkit import call, chat, tool_messages
+from process_testkit import metric
 
 pytestmark = pytest.mark.engine
 
@@ -85,19 +85,6 @@ def test_bad_calls_become_error_results_for_the_model(client, model, turn, expec
     assert response.choices[0].message.content == "Recovered."
 
 
-def _metric(base_url: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in httpx.get(f"{base_url}/metrics").text.splitlines():
-        match = re.fullmatch(r"([^{\s]+)(?:\{(.*)\})? (\S+)", line)
-        if not match or match.group(1) != name:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
-        if labels.items() <= found.items():
-            total += float(match.group(3))
-    return total
-
-
 def test_a_client_disconnect_cancels_engine_and_tools(conveyor_server, model) -> None:
     base = conveyor_server.base_url
     turn = call("python", {"code": "import time\ntime.sleep(25)\n"}) + "z" * 3000
@@ -113,20 +100,20 @@ def test_a_client_disconnect_cancels_engine_and_tools(conveyor_server, model) ->
             if '"event":"tool_call"' in line:
                 break
         time.sleep(0.5)  # the sleep statement is running now, and decoding goes on
-        assert _metric(base, "vllm:num_requests_running") >= 1
-        assert _metric(base, "conveyor_sidecar_invocations_in_flight", tool="python") >= 1
+        assert metric(base, "vllm:num_requests_running") >= 1
+        assert metric(base, "conveyor_sidecar_invocations_in_flight", tool="python") >= 1
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
-        running = _metric(base, "vllm:num_requests_running")
-        in_flight = _metric(base, "conveyor_sidecar_invocations_in_flight", tool="python")
+        running = metric(base, "vllm:num_requests_running")
+        in_flight = metric(base, "conveyor_sidecar_invocations_in_flight", tool="python")
         if running == 0 and in_flight == 0:
             break
         time.sleep(0.2)
     assert (running, in_flight) == (0, 0)
-    assert _metric(base, "conveyor_tool_calls_total", tool="python", outcome="cancelled") >= 1
+    assert metric(base, "conveyor_tool_calls_total", tool="python", outcome="cancelled") >= 1
 
 
-def test_metrics_hold_every_design_metric(conveyor_server, client, model) -> None:
+def test_metrics_hold_every_designmetric(conveyor_server, client, model) -> None:
     chat(client, model, [call("python", {"code": "print(1)\n"}), "ok"])
     text = httpx.get(f"{conveyor_server.base_url}/metrics").text
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line[:1] != "#"}
