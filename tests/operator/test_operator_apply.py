@@ -235,6 +235,30 @@ async def test_removing_one_mcp_server_removes_its_entry_and_variables(cluster: 
     assert "env" not in _tools(applied)
 
 
+async def test_one_variable_from_two_secrets_is_reported_and_nothing_applied(
+    cluster: Cluster,
+) -> None:
+    # The CRD cannot see it (the names meet only once derived): the operator reports it.
+    obj = copy.deepcopy(SAMPLE_OBJECTS["mcp"])
+    obj["metadata"]["namespace"] = NS
+    search = obj["spec"]["tools"]["mcpServers"][1]
+    # Both servers' Authorization would be CONVEYOR_MCP_SEARCH__AUTHORIZATION.
+    other = {**copy.deepcopy(search), "name": "search-"}
+    other["headers"][1]["valueFrom"]["secretKeyRef"]["name"] = "another"
+    obj["spec"]["tools"]["mcpServers"] = [{**search, "name": "search_"}, other]
+    await cluster.call("POST", CVS, obj)
+    await Reconciler(lambda: kube_for(cluster), IMAGES).reconcile_named(NS, "mcp-demo")
+    applied, deleted, _ = sent(cluster)
+    assert applied == {} and not deleted
+    stored = await cluster.get(f"{CVS}/mcp-demo")
+    assert stored is not None
+    (degraded,) = [c for c in stored["status"]["conditions"] if c["type"] == "Degraded"]
+    assert degraded["reason"] == "InvalidSpec"
+    assert "CONVEYOR_MCP_SEARCH__AUTHORIZATION would come from two Secret keys" in (
+        degraded["message"]
+    )
+
+
 async def test_a_child_is_applied_again_only_when_it_drifts(cluster: Cluster) -> None:
     obj = copy.deepcopy(SAMPLE_OBJECTS["cpu-demo"])
     obj["metadata"]["namespace"] = NS

@@ -187,3 +187,18 @@ def test_one_variable_from_two_secrets_is_refused(
 ) -> None:
     with pytest.raises(SpecError, match=f"variable {variable} would come from two Secret keys"):
         children(mcp_spec(*servers))
+
+
+def test_mounted_volumes_are_shown_in_the_sandbox_and_the_sidecar_accepts_it() -> None:
+    spec = {
+        "model": {"name": "m"},
+        "podTemplate": {"volumes": [{"name": "mcp", "configMap": {"name": "mcp"}}]},
+        "tools": {"volumeMounts": [{"name": "mcp", "mountPath": "/opt/mcp", "readOnly": True}]},
+    }
+    doc = tools_yaml(spec)
+    assert doc["isolation"] == {"expose_paths": ["/opt/mcp"]}
+    assert "isolation" not in tools_yaml(mcp_spec(STDIO))
+    # The sidecar's own parser (a dependency of the tests, never of the operator) reads it.
+    config = pytest.importorskip("conveyor.tools.sidecar.config")
+    parsed = config.parse_config(doc, known_tools=["python"])
+    assert parsed.isolation.expose_paths == ("/opt/mcp",)

@@ -281,7 +281,8 @@ class ToolsSpec:
     )
     volume_mounts: list[dict[str, Any]] = prop(
         "Mounts of podTemplate.volumes in the tools container (Kubernetes VolumeMount objects), "
-        "e.g. the program of a stdio MCP server that is not in the tools image.",
+        "e.g. the program of a stdio MCP server that is not in the tools image; every tool's "
+        "sandbox shows them read-only (tools.yaml isolation.expose_paths).",
         default=[],
         maxItems=16,
         items={**NAMED_OBJECT, "required": ["name", "mountPath"]},

@@ -35,6 +35,10 @@ def tools_yaml_document(svc: ConveyorService) -> dict[str, Any]:
     }
     if tools.mcp_servers:
         doc["mcp_servers"] = mcp_servers_document(svc)
+    if tools.volume_mounts:
+        # The sandbox shows a worker only the system directories, Python and what is exposed:
+        # a stdio MCP server's program on a mounted volume must be exposed to be run.
+        doc["isolation"] = {"expose_paths": [m["mountPath"] for m in tools.volume_mounts]}
     return doc
 
 
