@@ -254,9 +254,8 @@ async def test_one_variable_from_two_secrets_is_reported_and_nothing_applied(
     assert stored is not None
     (degraded,) = [c for c in stored["status"]["conditions"] if c["type"] == "Degraded"]
     assert degraded["reason"] == "InvalidSpec"
-    assert "CONVEYOR_MCP_SEARCH__AUTHORIZATION would come from two Secret keys" in (
-        degraded["message"]
-    )
+    message = degraded["message"]
+    assert "CONVEYOR_MCP_SEARCH__AUTHORIZATION would come from two Secret keys" in message
 
 
 async def test_a_child_is_applied_again_only_when_it_drifts(cluster: Cluster) -> None:
