@@ -1,14 +1,16 @@
 """What the API server does with a ConveyorService before storing it, done offline for tests.
 
-No kube-apiserver runs here, so this module repeats its three steps on the CRD's own schema:
+No kube-apiserver runs here, so this module repeats its steps on the CRD's own schema:
 structural defaulting, OpenAPI validation (with `jsonschema`; unknown fields refused as
-`kubectl apply`'s strict field validation does) and the `x-kubernetes-validations` CEL rules,
-evaluated with cel-python (`celpy`). Not ours to ship: the operator never imports it.
+`kubectl apply`'s strict field validation does; a key twice in a list of list-type map) and the
+`x-kubernetes-validations` CEL rules, evaluated with cel-python (`celpy`). Not ours to ship: the
+operator never imports it.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import celpy
@@ -102,15 +104,44 @@ def cel_errors(schema: Schema, value: Any, path: str = "") -> list[str]:
     return errors
 
 
+def list_map_errors(schema: Schema, value: Any, path: str = "") -> list[str]:
+    """A list of `x-kubernetes-list-type: map` holds each key once (the API server's rule)."""
+    errors = []
+    if isinstance(value, dict):
+        for key, sub in schema.get("properties", {}).items():
+            if key in value:
+                errors += list_map_errors(sub, value[key], f"{path}.{key}" if path else key)
+    elif isinstance(value, list) and "items" in schema:
+        keys = schema.get("x-kubernetes-list-map-keys", [])
+        seen = set()
+        for i, item in enumerate(value):
+            if schema.get("x-kubernetes-list-type") == "map":
+                key = json.dumps({k: item.get(k) for k in keys}, sort_keys=True)
+                if key in seen:
+                    errors.append(f"{path}[{i}]: Duplicate value: {key}")
+                seen.add(key)
+            errors += list_map_errors(schema["items"], item, f"{path}[{i}]")
+    return errors
+
+
+def _path(parts: Any) -> str:
+    """`spec.tools.mcpServers[0].name`, as the API server writes a field's path."""
+    out = ""
+    for part in parts:
+        out += f"[{part}]" if isinstance(part, int) else f".{part}" if out else str(part)
+    return out or "<root>"
+
+
 def admit(obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """The object as the API server would store it, and the errors it would answer with."""
     schema = openapi_schema()
     obj = apply_defaults(schema, copy.deepcopy(obj))
     validator = jsonschema.Draft202012Validator(to_jsonschema(schema))
     errors = [
-        f"{'.'.join(str(p) for p in e.absolute_path) or '<root>'}: {e.message}"
+        f"{_path(e.absolute_path)}: {e.message}"
         for e in sorted(validator.iter_errors(obj), key=lambda e: list(e.absolute_path))
     ]
+    errors += list_map_errors(schema, obj)
     if errors:  # the API server runs CEL only on well-typed values
         return obj, errors
     return obj, cel_errors(schema, obj)

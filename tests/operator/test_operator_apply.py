@@ -182,6 +182,11 @@ def _runtime(applied: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return _pod(applied)["containers"][0]  # type: ignore[no-any-return]
 
 
+def _tools(applied: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    (tools,) = [c for c in _pod(applied)["initContainers"] if c["name"] == "tools"]
+    return tools  # type: ignore[no-any-return]
+
+
 # The removals the issue names, checked by hand on top of the general rule.
 SPOT_CHECKS = {
     ("nodeSelector",): lambda a: "nodeSelector" not in _pod(a),
@@ -195,7 +200,62 @@ SPOT_CHECKS = {
         t.get("key") != "dedicated" for t in _pod(a).get("tolerations", [])
     ),
     ("podTemplate", "priorityClassName"): lambda a: "priorityClassName" not in _pod(a),
+    # Issue 18: a removed MCP server takes its tools.yaml entry and its Secret variables along.
+    ("tools", "mcpServers"): lambda a: (
+        "mcp_servers" not in a["ConfigMap"]["data"]["tools.yaml"] and "env" not in _tools(a)
+    ),
+    ("tools", "volumeMounts"): lambda a: all(
+        m["name"] != "mcp-servers" for m in _tools(a)["volumeMounts"]
+    ),
 }
+
+
+async def test_removing_one_mcp_server_removes_its_entry_and_variables(cluster: Cluster) -> None:
+    obj = copy.deepcopy(SAMPLE_OBJECTS["mcp"])
+    obj["metadata"]["namespace"] = NS
+    name = obj["metadata"]["name"]
+    await cluster.call("POST", CVS, obj)
+    reconciler = Reconciler(lambda: kube_for(cluster), IMAGES)
+    await reconciler.reconcile_named(NS, name)
+    servers = obj["spec"]["tools"]["mcpServers"]
+    assert [s["name"] for s in servers] == ["notes", "search"]
+    first, _, _ = sent(cluster)
+    assert [e["name"] for e in _tools(first)["env"]] == ["CONVEYOR_MCP_SEARCH_AUTHORIZATION"]
+    patch = {"spec": {"tools": {"mcpServers": servers[:1]}}}
+    status, _ = await cluster.call("PATCH", f"{CVS}/{name}", patch, MERGE)
+    assert status == 200
+    await reconciler.reconcile_named(NS, name)
+    applied, deleted, _ = sent(cluster)
+    assert set(applied) == {"ConfigMap", "Deployment"} and not deleted
+    assert list(yaml.safe_load(applied["ConfigMap"]["data"]["tools.yaml"])["mcp_servers"]) == [
+        "notes"
+    ]
+    # The search server's Authorization variable is gone; the whole env is sent, so a real API
+    # server drops it (server-side apply), and the pods roll on the new checksum.
+    assert "env" not in _tools(applied)
+
+
+async def test_one_variable_from_two_secrets_is_reported_and_nothing_applied(
+    cluster: Cluster,
+) -> None:
+    # The CRD cannot see it (the names meet only once derived): the operator reports it.
+    obj = copy.deepcopy(SAMPLE_OBJECTS["mcp"])
+    obj["metadata"]["namespace"] = NS
+    search = obj["spec"]["tools"]["mcpServers"][1]
+    # Both servers' Authorization would be CONVEYOR_MCP_SEARCH__AUTHORIZATION.
+    other = {**copy.deepcopy(search), "name": "search-"}
+    other["headers"][1]["valueFrom"]["secretKeyRef"]["name"] = "another"
+    obj["spec"]["tools"]["mcpServers"] = [{**search, "name": "search_"}, other]
+    await cluster.call("POST", CVS, obj)
+    await Reconciler(lambda: kube_for(cluster), IMAGES).reconcile_named(NS, "mcp-demo")
+    applied, deleted, _ = sent(cluster)
+    assert applied == {} and not deleted
+    stored = await cluster.get(f"{CVS}/mcp-demo")
+    assert stored is not None
+    (degraded,) = [c for c in stored["status"]["conditions"] if c["type"] == "Degraded"]
+    assert degraded["reason"] == "InvalidSpec"
+    message = degraded["message"]
+    assert "CONVEYOR_MCP_SEARCH__AUTHORIZATION would come from two Secret keys" in message
 
 
 async def test_a_child_is_applied_again_only_when_it_drifts(cluster: Cluster) -> None:

@@ -133,6 +133,9 @@ def _obj(spec: dict[str, Any], name: str = "demo") -> dict[str, Any]:
 
 
 MODEL = {"name": "Qwen/Qwen2.5-7B-Instruct"}
+STDIO = {"name": "files", "transport": "stdio", "command": "python3"}
+HTTP = {"name": "web", "transport": "streamable-http", "url": "https://mcp.example.com/mcp"}
+SECRET = {"secretKeyRef": {"name": "mcp", "key": "token"}}
 
 INVALID: list[tuple[str, dict[str, Any], str, str]] = [
     # (case, spec, where the error is, what it says)
@@ -290,6 +293,96 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         "spec.tools",
         "tools.enabled lists search, so tools.config.search must give its endpoint",
     ),
+    # MCP servers (issue 18)
+    *[
+        (case, {"model": MODEL, "tools": {"mcpServers": servers}}, where, message)
+        for case, servers, where, message in [
+            (
+                "mcp stdio without command",
+                [{"name": "files", "transport": "stdio"}],
+                "spec.tools.mcpServers[0]",
+                "a stdio MCP server needs command",
+            ),
+            (
+                "mcp stdio with a url",
+                [{**STDIO, "url": "https://mcp.example.com/mcp"}],
+                "spec.tools.mcpServers[0]",
+                "url and headers are for streamable-http MCP servers",
+            ),
+            (
+                "mcp stdio with headers",
+                [{**STDIO, "headers": [{"name": "X-Team", "value": "a"}]}],
+                "spec.tools.mcpServers[0]",
+                "url and headers are for streamable-http MCP servers",
+            ),
+            (
+                "mcp http without url",
+                [{"name": "web", "transport": "streamable-http"}],
+                "spec.tools.mcpServers[0]",
+                "a streamable-http MCP server needs url",
+            ),
+            (
+                "mcp http with a command",
+                [{**HTTP, "command": "python3"}],
+                "spec.tools.mcpServers[0]",
+                "command, args and env are for stdio MCP servers",
+            ),
+            (
+                "mcp http with env",
+                [{**HTTP, "env": [{"name": "A", "value": "1"}]}],
+                "spec.tools.mcpServers[0]",
+                "command, args and env are for stdio MCP servers",
+            ),
+            (
+                "mcp http without network",
+                [{**HTTP, "network": False}],
+                "spec.tools.mcpServers[0]",
+                "a streamable-http MCP server with network: false could never be reached",
+            ),
+            (
+                "mcp server named twice",
+                [STDIO, {**HTTP, "name": "files"}],
+                "spec.tools.mcpServers[1]",
+                'Duplicate value: {"name": "files"}',
+            ),
+            (
+                "mcp server name with a dot",
+                [{**STDIO, "name": "my.files"}],
+                "spec.tools.mcpServers[0].name",
+                "does not match",
+            ),
+            (
+                "mcp transport sse",
+                [{**HTTP, "transport": "sse"}],
+                "spec.tools.mcpServers[0].transport",
+                "is not one of",
+            ),
+            (
+                "mcp env with value and valueFrom",
+                [{**STDIO, "env": [{"name": "T", "value": "x", "valueFrom": SECRET}]}],
+                "spec.tools.mcpServers[0].env[0]",
+                "takes exactly one of value and valueFrom",
+            ),
+            (
+                "mcp header without a value",
+                [{**HTTP, "headers": [{"name": "Authorization"}]}],
+                "spec.tools.mcpServers[0].headers[0]",
+                "takes exactly one of value and valueFrom",
+            ),
+            (
+                "mcp secret env that would replace the sidecar's PATH",
+                [{**STDIO, "env": [{"name": "PATH", "valueFrom": SECRET}]}],
+                "spec.tools.mcpServers[0].env[0]",
+                "an MCP env variable from a Secret is set in the tools container itself",
+            ),
+            (
+                "mcp header name with a space",
+                [{**HTTP, "headers": [{"name": "X Team", "value": "a"}]}],
+                "spec.tools.mcpServers[0].headers[0].name",
+                "does not match",
+            ),
+        ]
+    ],
 ]
 
 

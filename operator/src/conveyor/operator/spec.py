@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from conveyor.operator._schema import Quantity, load, prop
+from conveyor.operator.spec_mcp import McpServerSpec, secret_env
 from conveyor.operator.spec_pod import (
+    NAMED_OBJECT,
     NetworkPolicySpec,
     PodTemplateSpec,
     ProfileSpec,
     RolloutSpec,
+    SecretKeyRef,
 )
 from conveyor.operator.spec_routing import KedaSpec, RoutingSpec
 
@@ -32,17 +35,9 @@ TOOL_CALL_PARSERS = ["hermes", "llama3_json", "mistral", "pythonic", "code", "pl
 AUTOSCALING_METRIC_PATTERN = (
     r"^(vllm:num_requests_waiting|vllm:kv_cache_usage_perc|conveyor_[a-z0-9_]+)$"
 )
-_DNS_SUBDOMAIN = r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
 _TOOL_NAME = r"^[a-z][a-z0-9_]*$"
 _SET = {"x-kubernetes-list-type": "set"}
-
-
-@dataclass
-class SecretKeyRef:
-    """A key of a Secret in the ConveyorService's namespace."""
-
-    name: str = prop("Name of the Secret.", minLength=1, pattern=_DNS_SUBDOMAIN)
-    key: str = prop("Key inside the Secret.", default="token", minLength=1)
+_BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 
 
 @dataclass
@@ -277,6 +272,21 @@ class ToolsSpec:
         # Bounds keep the CEL rules' estimated cost under the API server's budget.
         maxProperties=32,
     )
+    mcp_servers: list[McpServerSpec] = prop(
+        "MCP servers whose tools the model may call, served as server.tool beside the built-in "
+        "tools (docs/tools.md); written to the tools ConfigMap's mcp_servers.",
+        default=[],
+        maxItems=16,
+        extra=_BY_NAME,
+    )
+    volume_mounts: list[dict[str, Any]] = prop(
+        "Mounts of podTemplate.volumes in the tools container (Kubernetes VolumeMount objects), "
+        "e.g. the program of a stdio MCP server that is not in the tools image; every tool's "
+        "sandbox shows them read-only (tools.yaml isolation.expose_paths).",
+        default=[],
+        maxItems=16,
+        items={**NAMED_OBJECT, "required": ["name", "mountPath"]},
+    )
 
 
 @dataclass
@@ -382,4 +392,6 @@ class ConveyorServiceSpec:
 
 def parse_spec(spec: dict[str, Any]) -> ConveyorServiceSpec:
     """The typed spec, with defaults filled in; `SpecError` when it does not fit the types."""
-    return load(ConveyorServiceSpec, spec)  # type: ignore[no-any-return]
+    typed: ConveyorServiceSpec = load(ConveyorServiceSpec, spec)
+    secret_env(typed.tools.mcp_servers)  # two values for one variable: SpecError
+    return typed

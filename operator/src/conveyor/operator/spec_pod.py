@@ -1,5 +1,6 @@
-"""The pod-level parts of the ConveyorService spec: rollout, pod additions, network policy and
-the security profiles of the tools container. Split from spec.py, which imports them."""
+"""The pod-level parts of the ConveyorService spec: rollout, pod additions, network policy, the
+security profiles of the tools container and Secret references. Split from spec.py, which imports
+them."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ _SET = {"x-kubernetes-list-type": "set"}
 _BY_NAME = {"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]}
 # Kubernetes objects passed through as written (EnvVar, Volume...): the API server validates them
 # when the operator applies the Deployment, and the operator reports a refusal as Degraded.
-_NAMED_OBJECT = {
+NAMED_OBJECT = {
     "type": "object",
     "required": ["name"],
     "properties": {"name": {"type": "string", "minLength": 1, "description": "Its name."}},
@@ -21,6 +22,15 @@ _NAMED_OBJECT = {
 _ANY_OBJECT = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
 # Volumes the operator mounts itself; a podTemplate volume may not take their names.
 RESERVED_VOLUMES = ["dshm", "cache", "tmp", "tools-config", "tools-tmp", "model"]
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-.a-z0-9]*[a-z0-9])?$"
+
+
+@dataclass
+class SecretKeyRef:
+    """A key of a Secret in the ConveyorService's namespace."""
+
+    name: str = prop("Name of the Secret.", minLength=1, pattern=_DNS_SUBDOMAIN)
+    key: str = prop("Key inside the Secret.", default="token", minLength=1)
 
 
 @dataclass
@@ -110,21 +120,21 @@ class PodTemplateSpec:
         "More volumes (Kubernetes Volume objects), for podTemplate.volumeMounts.",
         default=[],
         maxItems=32,
-        items=_NAMED_OBJECT,
+        items=NAMED_OBJECT,
         extra=_BY_NAME,
     )
     volume_mounts: list[dict[str, Any]] = prop(
         "More mounts in the runtime container (Kubernetes VolumeMount objects).",
         default=[],
         maxItems=32,
-        items={**_NAMED_OBJECT, "required": ["name", "mountPath"]},
+        items={**NAMED_OBJECT, "required": ["name", "mountPath"]},
     )
     env: list[dict[str, Any]] = prop(
         "More environment variables of the runtime container (Kubernetes EnvVar objects); one "
         "the operator sets too (HF_HOME, HF_TOKEN, the cache paths) replaces the operator's.",
         default=[],
         maxItems=128,
-        items=_NAMED_OBJECT,
+        items=NAMED_OBJECT,
         extra=_BY_NAME,
     )
     env_from: list[dict[str, Any]] = prop(

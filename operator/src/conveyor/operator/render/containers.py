@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 from conveyor.operator.render._meta import HTTP_PORT, SIDECAR_PORT, ConveyorService
+from conveyor.operator.render.mcp import tools_env
 from conveyor.operator.render.tools_config import CONFIG_FILE
 from conveyor.operator.spec import ProfileSpec
 
@@ -210,7 +211,7 @@ def tools_container(svc: ConveyorService, image: str) -> dict[str, Any]:
         security["appArmorProfile"] = _profile(sandbox.app_armor_profile)
     if sandbox.proc_mount != "Default":
         security["procMount"] = sandbox.proc_mount
-    return {
+    container: dict[str, Any] = {
         "name": "tools",
         "image": image,
         "imagePullPolicy": svc.spec.engine.image_pull_policy,
@@ -233,6 +234,7 @@ def tools_container(svc: ConveyorService, image: str) -> dict[str, Any]:
         "volumeMounts": [
             {"name": "tools-config", "mountPath": TOOLS_CONFIG_DIR, "readOnly": True},
             {"name": "tools-tmp", "mountPath": TMP_DIR},
+            *(dict(m) for m in svc.spec.tools.volume_mounts),
         ],
         # The runtime starts once the sidecar answers, so its first connection finds it.
         "startupProbe": _exec_probe(f"{local}/healthz", 1, 120),
@@ -240,3 +242,7 @@ def tools_container(svc: ConveyorService, image: str) -> dict[str, Any]:
         "livenessProbe": _exec_probe(f"{local}/healthz", 20, 3),
         "securityContext": security,
     }
+    env = tools_env(svc)
+    if env:
+        container["env"] = env
+    return container

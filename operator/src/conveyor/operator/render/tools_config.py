@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from conveyor.operator.render._meta import ConveyorService
+from conveyor.operator.render.mcp import mcp_servers_document
 
 CONFIG_FILE = "tools.yaml"
 # The search tool exists to call its endpoint, so it always has the network.
@@ -28,7 +29,17 @@ def tools_yaml_document(svc: ConveyorService) -> dict[str, Any]:
         if tools.config.get(name):
             entry["config"] = tools.config[name]
         entries[name] = entry
-    return {"tools": entries, "limits": {"wall_seconds": tools.sandbox.timeout_seconds}}
+    doc: dict[str, Any] = {
+        "tools": entries,
+        "limits": {"wall_seconds": tools.sandbox.timeout_seconds},
+    }
+    if tools.mcp_servers:
+        doc["mcp_servers"] = mcp_servers_document(svc)
+    if tools.volume_mounts:
+        # The sandbox shows a worker only the system directories, Python and what is exposed:
+        # a stdio MCP server's program on a mounted volume must be exposed to be run.
+        doc["isolation"] = {"expose_paths": [m["mountPath"] for m in tools.volume_mounts]}
+    return doc
 
 
 def config_map(svc: ConveyorService) -> dict[str, Any]:
