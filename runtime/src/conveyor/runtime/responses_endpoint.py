@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from conveyor.runtime import responses_request
-from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
+from conveyor.runtime.chat_request import ChatRequest, ServerPolicy
 from conveyor.runtime.completion import Completion
 from conveyor.runtime.disconnect import run_watched
 from conveyor.runtime.errors import BadRequest, ConveyorError, NotFound, from_exception
@@ -76,10 +76,7 @@ def _history(store: ResponseStore, response_id: str | None) -> list[Item]:
 
 def _chat(call: ResponsesRequest, history: list[Item], api: ResponsesApi) -> ChatRequest:
     """Blocking (validation, as for chat completions): runs in a thread."""
-    try:
-        chat = parse_request(responses_request.chat_body(call, history), api.policy)
-    except BadRequest as error:
-        raise responses_request.responses_error(error) from None
+    chat = responses_request.chat_request(call, history, api.policy)
     api.scheduler.prompts.check(chat)
     return chat
 

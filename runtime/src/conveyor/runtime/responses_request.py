@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
 from conveyor.runtime.errors import BadRequest
 
 # Output items of a hosted tool whose name has no server part: ``server_label`` is this.
@@ -433,6 +434,16 @@ def chat_body(request: ResponsesRequest, history: list[Item]) -> dict[str, Any]:
     """The chat-completions body of ``request``, continuing the stored ``history``."""
     system = [{"role": "system", "content": request.instructions}] if request.instructions else []
     return {**request.chat, "messages": system + messages([*history, *request.input])}
+
+
+def chat_request(
+    request: ResponsesRequest, history: list[Item], policy: ServerPolicy
+) -> ChatRequest:
+    """The core's request, validated as a chat completion; its 400s name Responses fields."""
+    try:
+        return parse_request(chat_body(request, history), policy)
+    except BadRequest as error:
+        raise responses_error(error) from None
 
 
 # Chat fields whose errors name the Responses field they came from.

@@ -43,7 +43,7 @@ def _label_and_name(tool: str) -> tuple[str, str]:
 def usage(completion: Completion) -> dict[str, Any]:
     return {
         "input_tokens": completion.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0},
+        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
         "output_tokens": completion.completion_tokens,
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": completion.prompt_tokens + completion.completion_tokens,
