@@ -55,6 +55,12 @@ def _error(error: ConveyorError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status)
 
 
+def _mapped(error: BaseException) -> ConveyorError:
+    """Any error, mapped as for chat completions, its field named in Responses terms."""
+    mapped = from_exception(error)
+    return responses_request.responses_error(mapped) if isinstance(mapped, BadRequest) else mapped
+
+
 def _sse(event: StreamEvent) -> bytes:
     return f"event: {event['type']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
@@ -114,7 +120,7 @@ async def create(request: Request, api: ResponsesApi) -> Response:
     except asyncio.CancelledError:
         return Response(status_code=499)
     except Exception as error:  # mapped in one place
-        mapped = from_exception(error)
+        mapped = _mapped(error)
         if mapped.status >= 500:
             log.exception("response %s failed", builder.id)
         return _error(mapped)
@@ -143,7 +149,7 @@ async def _stream(
     if first is None:  # ended before its first event: it may have failed
         await asyncio.wait({task})
         if not task.cancelled() and (error := task.exception()) is not None:
-            return _error(from_exception(error))
+            return _error(_mapped(error))
 
     async def events() -> AsyncIterator[bytes]:
         item = first
@@ -158,7 +164,7 @@ async def _stream(
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            mapped = from_exception(error)
+            mapped = _mapped(error)
             if mapped.status >= 500:
                 log.exception("streamed response %s failed", builder.id)
             for event in builder.fail(mapped):
