@@ -72,9 +72,7 @@ def test_a_hosted_tool_call_and_its_result_are_output_items(client, model) -> No
     assert response.output_text == "Let me compute. 42."
 
 
-def test_a_stream_with_the_stream_helper_accumulates_into_the_final_response(
-    client, model
-) -> None:
+def test_the_stream_helper_accumulates_our_events_into_the_response(client, model) -> None:
     with client.responses.stream(
         model=model,
         input="go",
@@ -97,7 +95,8 @@ def test_a_stream_with_the_stream_helper_accumulates_into_the_final_response(
     deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
     assert final.output_text == deltas == "Hi 2"
     assert final.output[1].output.strip() == "2"
-    assert final.usage.output_tokens > 0 and "overlap_seconds" in final.usage.model_extra["conveyor"]
+    assert final.usage.output_tokens > 0
+    assert "overlap_seconds" in final.usage.model_extra["conveyor"]
 
 
 def test_a_client_function_call_streams_then_continues_with_its_output(client, model) -> None:
