@@ -8,14 +8,8 @@ import pytest
 from conveyor.runtime.chat_request import ServerPolicy
 from conveyor.runtime.errors import BadRequest, ConveyorError
 from conveyor.runtime.response_store import ResponseStore
-from conveyor.runtime.responses_request import (
-    REFUSED,
-    chat_request,
-    messages,
-    output_items,
-    parse,
-    responses_error,
-)
+from conveyor.runtime.responses_items import messages, output_items
+from conveyor.runtime.responses_request import REFUSED, chat_request, parse, responses_error
 
 
 def spec(name: str) -> dict:
@@ -173,8 +167,8 @@ def test_what_cannot_be_honoured_is_a_400_naming_the_field(body: dict, param: st
         ([], "input"),
         ([{"role": "robot", "content": "x"}], "input[0].role"),
         ([{"role": "user", "content": [{"type": "input_image", "image_url": "u"}]}],
-         "input[0][0].type"),
-        ([{"role": "user", "content": 3}], "input[0]"),
+         "input[0].content[0].type"),
+        ([{"role": "user", "content": 3}], "input[0].content"),
         ([{"type": "function_call", "call_id": "c", "name": "f", "arguments": "{"}],
          "input[0].arguments"),
         ([{"type": "function_call_output", "output": "x"}], "input[0].call_id"),

@@ -31,7 +31,8 @@ from conveyor.runtime.errors import BadRequest, ConveyorError, NotFound, from_ex
 from conveyor.runtime.events import Event
 from conveyor.runtime.request_body import decode, read_body
 from conveyor.runtime.response_store import ResponseStore
-from conveyor.runtime.responses_request import Item, ResponsesRequest
+from conveyor.runtime.responses_items import Item, output_items
+from conveyor.runtime.responses_request import ResponsesRequest
 from conveyor.runtime.responses_stream import ResponseBuilder, StreamEvent
 from conveyor.runtime.scheduler import Scheduler
 
@@ -106,7 +107,7 @@ async def create(request: Request, api: ResponsesApi) -> Response:
 
     def keep(response: dict[str, Any]) -> None:
         if call.store:
-            output = responses_request.output_items(response["output"])
+            output = output_items(response["output"])
             api.store.put(response, [*history, *call.input, *output])
 
     if call.stream:

@@ -30,7 +30,7 @@ from conveyor.runtime.events import (
     ToolResult,
 )
 from conveyor.runtime.responses import conveyor_usage
-from conveyor.runtime.responses_request import BUILTIN_LABEL
+from conveyor.runtime.responses_items import BUILTIN_LABEL
 
 StreamEvent = dict[str, Any]
 
