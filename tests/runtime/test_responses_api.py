@@ -70,6 +70,16 @@ def test_a_hosted_tool_call_and_its_result_are_output_items(client, model) -> No
     assert timing["rounds"] == 2 and timing["tool_busy_seconds"] > 0
     assert {"decode_seconds", "overlap_seconds", "exposed_seconds"} <= timing.keys()
     assert response.output_text == "Let me compute. 42."
+    # The output goes back as input as it is, or through the store: the same conversation.
+    again = [
+        {"role": "user", "content": "go"},
+        *response.output,
+        {"role": "user", "content": "thanks"},
+    ]
+    sent_back = respond(client, model, ["Welcome."], input=again)
+    stored = respond(client, model, ["Welcome."], input="thanks", previous_response_id=response.id)
+    assert sent_back.output_text == stored.output_text == "Welcome."
+    assert sent_back.usage.input_tokens == stored.usage.input_tokens
 
 
 def test_the_stream_helper_accumulates_our_events_into_the_response(client, model) -> None:
