@@ -202,3 +202,18 @@ def test_a_client_disconnect_mid_stream_cancels_engine_and_tools(conveyor_server
             break
         time.sleep(0.2)
     assert (running, in_flight) == (0, 0)
+
+
+def test_a_failure_mid_stream_ends_with_an_error_event_and_response_failed(client, model):
+    # The first turn calls python, then writes until the context is full: the second round's
+    # prompt cannot fit, which is only known once the first turn has streamed.
+    turn = call("python", {"code": "print(1)\n"}) + " z" * 6000
+    stream = client.responses.create(
+        model=model, input="go", stream=True, extra_body={"conveyor": {"replay": [turn, "x"]}}
+    )
+    events = list(stream)
+    types = [e.type for e in events]
+    assert "response.output_text.delta" in types and types[-2:] == ["error", "response.failed"]
+    assert events[-2].code == "context_length_exceeded"
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "invalid_prompt"
