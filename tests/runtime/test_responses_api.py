@@ -205,11 +205,14 @@ def test_a_client_disconnect_mid_stream_cancels_engine_and_tools(conveyor_server
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event_and_response_failed(client, model):
-    # The first turn calls python, then writes until the context is full: the second round's
-    # prompt cannot fit, which is only known once the first turn has streamed.
-    turn = call("python", {"code": "print(1)\n"}) + " z" * 6000
+    # A long prompt, then a turn that calls python and writes until the context is full: the
+    # second round's prompt cannot fit, which is only known once the first turn has streamed.
+    turn = call("python", {"code": "print(1)\n"}) + " z" * 4000
     stream = client.responses.create(
-        model=model, input="go", stream=True, extra_body={"conveyor": {"replay": [turn, "x"]}}
+        model=model,
+        input=" z" * 1400,
+        stream=True,
+        extra_body={"conveyor": {"replay": [turn, "x"]}},
     )
     events = list(stream)
     types = [e.type for e in events]
