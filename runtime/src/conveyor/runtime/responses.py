@@ -14,10 +14,8 @@ from conveyor.runtime.events import (
 )
 
 
-def _usage(completions: list[Completion]) -> dict[str, Any]:
-    """Token counts and Conveyor's timing, summed over the choices (logs concatenated)."""
-    prompt = sum(c.prompt_tokens for c in completions)
-    generated = sum(c.completion_tokens for c in completions)
+def conveyor_usage(completions: list[Completion]) -> dict[str, Any]:
+    """Conveyor's timing, summed over the choices (logs concatenated): ``usage.conveyor``."""
     timing: dict[str, Any] = {}
     for completion in completions:
         for key, value in completion.timing.as_dict().items():
@@ -25,11 +23,17 @@ def _usage(completions: list[Completion]) -> dict[str, Any]:
                 timing[key] = [*timing.get(key, []), *value]
             else:
                 timing[key] = round(timing.get(key, 0) + value, 6)
+    return {"mode": completions[0].mode.value, **timing}
+
+
+def _usage(completions: list[Completion]) -> dict[str, Any]:
+    prompt = sum(c.prompt_tokens for c in completions)
+    generated = sum(c.completion_tokens for c in completions)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": generated,
         "total_tokens": prompt + generated,
-        "conveyor": {"mode": completions[0].mode.value, **timing},
+        "conveyor": conveyor_usage(completions),
     }
 
 

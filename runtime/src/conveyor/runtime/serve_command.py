@@ -18,6 +18,7 @@ from conveyor.runtime.decode_policy import RequestExtension
 from conveyor.runtime.drain import Drain, DrainingServer
 from conveyor.runtime.engine import Engine, EngineOptions
 from conveyor.runtime.request_body import DEFAULT_MAX_BODY_BYTES
+from conveyor.runtime.response_store import DEFAULT_MAX_ENTRIES, DEFAULT_TTL_SECONDS, ResponseStore
 from conveyor.runtime.scheduler import Scheduler
 from conveyor.runtime.server import ServerState, build_app
 from conveyor.runtime.sidecar_process import EmbeddedSidecar
@@ -65,6 +66,18 @@ def add_serve_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--tool-timeout", type=float, default=300.0, help="longest wait for one tool result"
+    )
+    parser.add_argument(
+        "--responses-max-stored",
+        type=int,
+        default=DEFAULT_MAX_ENTRIES,
+        help=f"responses kept for previous_response_id (default {DEFAULT_MAX_ENTRIES})",
+    )
+    parser.add_argument(
+        "--responses-ttl",
+        type=float,
+        default=DEFAULT_TTL_SECONDS,
+        help=f"seconds a stored response is kept (default {DEFAULT_TTL_SECONDS:g})",
     )
     parser.add_argument(
         "--sidecar-cpus", help="pin the embedded sidecar to these CPUs (e.g. 1 or 2-3)"
@@ -149,7 +162,11 @@ def build_state(
     scheduler = Scheduler(
         engine, sidecar, specs, parser=args.tool_call_parser, tool_timeout=args.tool_timeout
     )
-    return ServerState(scheduler, policy, name, sidecar_url, args.max_body_bytes)
+    try:
+        store = ResponseStore(args.responses_max_stored, args.responses_ttl)
+    except ValueError as error:
+        raise SystemExit(f"conveyor: error: {error}") from None
+    return ServerState(scheduler, policy, name, sidecar_url, args.max_body_bytes, store)
 
 
 def run(args: argparse.Namespace, engine_options: EngineOptions) -> None:

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible HTTP API (starlette): chat completions with hosted tools, and probes.
+"""The OpenAI-compatible HTTP API (starlette): chat completions and responses with hosted tools,
+and probes.
 
 Handlers stay thin: ``request_body`` reads, ``chat_request`` validates (both off the event loop),
 the ``Scheduler`` runs each of the n choices, ``responses`` formats. Every error, unknown paths
@@ -15,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -28,6 +29,7 @@ from starlette.routing import Route
 
 from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
 from conveyor.runtime.completion import Completion
+from conveyor.runtime.disconnect import run_watched
 from conveyor.runtime.errors import (
     ConveyorError,
     HttpError,
@@ -37,7 +39,9 @@ from conveyor.runtime.errors import (
 )
 from conveyor.runtime.events import Event
 from conveyor.runtime.request_body import DEFAULT_MAX_BODY_BYTES, decode, read_body
+from conveyor.runtime.response_store import ResponseStore
 from conveyor.runtime.responses import ChunkWriter, chat_completion
+from conveyor.runtime.responses_endpoint import ResponsesApi, create, retrieve
 from conveyor.runtime.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ class ServerState:
     model_name: str
     sidecar_url: str
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    responses: ResponseStore = field(default_factory=ResponseStore)  # stored Responses objects
 
     @property
     def sidecar(self):
@@ -60,26 +65,6 @@ class ServerState:
 
 def _error_response(error: ConveyorError) -> JSONResponse:
     return JSONResponse(error.body(), status_code=error.status)
-
-
-async def _until_disconnect(request: Request) -> None:
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _run_watched(request: Request, work: Awaitable[Any]) -> Any:
-    """Run ``work``; cancel it the moment the client disconnects."""
-    task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_until_disconnect(request))
-    try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            log.info("client went away: request cancelled")
-            task.cancel()
-        return await task
-    finally:
-        watcher.cancel()
-        task.cancel()
 
 
 def _sse(obj: dict[str, Any]) -> bytes:
@@ -120,7 +105,7 @@ async def chat_completions(request: Request) -> Response:
         return await _stream(request, state, chat, choices, request_id, model, created)
     runs = [state.scheduler.run(p, f"{request_id}.{i}") for i, p in enumerate(choices)]
     try:
-        completions = await _run_watched(request, _all(runs))
+        completions = await run_watched(request, _all(runs))
     except asyncio.CancelledError:
         return Response(status_code=499)
     except Exception as error:  # mapped in one place
@@ -161,7 +146,7 @@ async def _stream(
         finally:
             await queue.put(None)
 
-    task = asyncio.ensure_future(_run_watched(request, work()))
+    task = asyncio.ensure_future(run_watched(request, work()))
     first = await queue.get()
     if first is None:  # ended before its first event: it may have failed
         await asyncio.wait({task})
@@ -199,6 +184,19 @@ async def _stream(
         media_type="text/event-stream",
         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
     )
+
+
+async def responses(request: Request) -> Response:
+    state: ServerState = request.app.state.conveyor
+    api = ResponsesApi(
+        state.scheduler, state.policy, state.responses, state.model_name, state.max_body_bytes
+    )
+    return await create(request, api)
+
+
+async def stored_response(request: Request) -> Response:
+    state: ServerState = request.app.state.conveyor
+    return await retrieve(request, state.responses)
 
 
 async def models(request: Request) -> JSONResponse:
@@ -293,6 +291,8 @@ def build_app(state: ServerState, lifespan: Callable[..., Any] | None = None) ->
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/v1/responses/{response_id}", stored_response),
             Route("/v1/models", models),
             Route("/health", health),
             Route("/ready", ready),
