@@ -42,6 +42,7 @@ from conveyor.tools.protocol.worker import (
 )
 from conveyor.tools.sidecar import isolation
 from conveyor.tools.sidecar.channel import pack_message, read_payload
+from conveyor.tools.sidecar.mcp_call import McpCall
 from conveyor.tools.sidecar.step_registry import StepRegistry
 from conveyor.tools.units import unit_from_json
 
@@ -226,6 +227,7 @@ async def _serve(fd: int, boot: Boot, applied: list[str], workdir: str) -> None:
     from conveyor.tools.sidecar.registry import tool_registry
 
     registry = tool_registry(boot.validated)  # imports every tool now
+    registry.register(McpCall)  # MCP tools, configured per call by the sidecar
     import conveyor.tools.units  # noqa: F401 - warm: the first unit must not pay an import
 
     if os.getpriority(os.PRIO_PROCESS, 0) > 0:
