@@ -79,8 +79,8 @@ def _calls(kind: str, query: str) -> list[float]:
     return [t for k, q, t in list(srv.CALLS) if k == kind and q == query]
 
 
-async def _wait_for(kind: str, query: str, timeout: float = 20.0) -> float:
-    deadline = time.monotonic() + timeout
+async def _wait_for(kind: str, query: str) -> float:
+    deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         if seen := _calls(kind, query):
             return seen[0]
