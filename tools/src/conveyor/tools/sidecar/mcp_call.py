@@ -26,6 +26,13 @@ from conveyor.tools._tool import Reject, Result, Tool
 from conveyor.tools.units import Field, ParseError, Path, Unit, Whole
 
 
+def preload() -> None:
+    """Import the MCP client (about a second of CPU) at worker boot, not at the first call."""
+    import httpx2  # noqa: F401
+    import mcp.client.stdio  # noqa: F401
+    import mcp.client.streamable_http  # noqa: F401
+
+
 class McpConnection:
     """One MCP client session, owned by a task of its own (the SDK's task groups need that)."""
 

@@ -310,6 +310,7 @@ class WorkerPool:
             workdir=workdir,
             hide_paths=hide,
             validated=[n for n, t in self.config.tools.items() if t.validate],
+            mcp=bool(self.config.mcp_servers),
             limits=ResourceLimits(
                 cpu_seconds=limits.cpu_seconds,
                 session_cpu_seconds=limits.session_cpu_seconds,
