@@ -61,6 +61,7 @@ def test_only_mcp_servers_is_a_valid_config() -> None:
         ({"web": {**HTTP, "tools": {"t": {"start": "q"}}}}, r"web\.tools\.t\.start: unknown key"),
         ({"web": {**HTTP, "tools": {"t": {"start_on": 3}}}}, r"web\.tools\.t\.start_on: expected"),
         ({"web": {**HTTP, "headers_from_env": {"A": "no way"}}}, r"headers_from_env\.A: 'no way'"),
+        ({"web": {**HTTP, "list_timeout_seconds": 0}}, r"web\.list_timeout_seconds: expected a"),
     ],
 )
 def test_bad_mcp_config_names_the_key(servers: dict[str, Any], message: str) -> None:

@@ -30,7 +30,9 @@ import srv  # noqa: E402 - the in-process HTTP server, next to the stdio one
 SRV = str(SERVERS / "srv.py")
 # This module's base limits are cut for quick built-in tool faults; a server process loading
 # the SDK gets the sidecar's default memory, processes and CPU back.
-MCP_LIMITS = {"memory_mb": 1024, "nproc": 32, "cpu_seconds": 10, "wall_seconds": 3}
+# The wall time runs from `finish`, which these calls send at once, while the server is still
+# starting: room for that start on a busy machine.
+MCP_LIMITS = {"memory_mb": 1024, "nproc": 32, "cpu_seconds": 10, "wall_seconds": 8}
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +68,7 @@ def mcp_sidecar(
             "stuck": {
                 **stdio,
                 "args": ["-c", "import time; time.sleep(60)"],
-                "limits": {**MCP_LIMITS, "max_invocation_seconds": 3},
+                "list_timeout_seconds": 3,
             },  # fmt: skip
             "offline": {"transport": "streamable-http", "url": url, "network": False},
         },
@@ -206,6 +208,6 @@ async def test_a_crashing_or_hanging_server_gives_an_error_and_the_next_call_wor
     if tool == "hang":
         assert bad.kind == "error" and "timeout" in bad.content  # bounded by wall_seconds
     else:
-        assert bad.kind == "result" and "MCP server srv failed" in bad.content
+        assert bad.kind == "result" and "MCP server srv failed" in bad.content, bad
     assert good.content == "fast:again"
     assert mcp_sidecar.proc.poll() is None  # the sidecar goes on

@@ -2,8 +2,9 @@
 
 Each server is listed by an ordinary invocation (a :class:`~.job.Job` of the worker's ``mcp``
 tool in ``list`` mode), so a stdio server runs inside the sandbox with the same isolation and
-limits as any tool, and a server that crashes or hangs is ended by those limits. What cannot
-be listed fails closed: its tools are not served, and ``unavailable`` says why (``/readyz``).
+limits as any tool, and a server that crashes or hangs is ended (the listing as a whole is
+bounded by ``list_timeout_seconds``). What cannot be listed fails closed: its tools are not
+served, and ``unavailable`` says why (``/readyz``).
 """
 
 from __future__ import annotations
@@ -165,10 +166,11 @@ async def _run_listing(
         f"{server.name}.tools/list",
         config={"mode": "list", "server": connection, "server_name": server.name},
         network=server.network,
-        # Open and finish at once: the whole listing (a worker, the server's start, the list)
-        # is bounded by the lifetime limit, not by the wall time a call gets after `finish`.
+        # Open and finish at once: the whole listing is bounded by its own timeout.
         limits=dataclasses.replace(
-            server.limits, wall_seconds=server.limits.max_invocation_seconds
+            server.limits,
+            wall_seconds=server.list_timeout_seconds,
+            max_invocation_seconds=server.list_timeout_seconds,
         ),
         runs=RUNNER,
     )

@@ -20,7 +20,7 @@ ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Workers start with an empty environment; a stdio server still needs to find its programs.
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 TRANSPORTS = ("stdio", "streamable-http")
-_COMMON = {"transport", "network", "limits", "tools"}
+_COMMON = {"transport", "network", "limits", "tools", "list_timeout_seconds"}
 _KEYS = {
     "stdio": _COMMON | {"command", "args", "env", "pass_env"},
     "streamable-http": _COMMON | {"url", "headers", "headers_from_env"},
@@ -49,6 +49,9 @@ class McpServerSettings:
     headers: dict[str, str] = field(default_factory=dict)
     headers_from_env: dict[str, str] = field(default_factory=dict)
     tools: dict[str, McpToolOptions] = field(default_factory=dict)
+    # The listing at start (a worker, the server's start, tools/list), all of it: a server
+    # that takes longer is unavailable rather than holding the sidecar's readiness back.
+    list_timeout_seconds: float = 30.0
 
     @property
     def reachable(self) -> bool:
@@ -102,6 +105,9 @@ def _server(name: Any, raw: Any, limits: Limits) -> McpServerSettings:
         "network": network,
         "limits": fill(Limits, raw.get("limits"), f"{where}.limits", base=limits),
         "tools": _tools(raw.get("tools"), f"{where}.tools"),
+        "list_timeout_seconds": _positive(
+            raw.get("list_timeout_seconds", 30.0), f"{where}.list_timeout_seconds"
+        ),
     }
     if transport == "stdio":
         return McpServerSettings(
@@ -147,6 +153,12 @@ def _tools(raw: Any, where: str) -> dict[str, McpToolOptions]:
             start_on = _string(start_on, f"{path}.start_on")
         out[str(tool)] = McpToolOptions(enabled, start_on)
     return out
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{where}: expected a positive number, got {value!r}")
+    return float(value)
 
 
 def _string(value: Any, where: str) -> str:
