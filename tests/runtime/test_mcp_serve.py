@@ -8,6 +8,7 @@ the same turn, so the model is still decoding while the tool runs.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -39,7 +40,11 @@ def mcp_server(tiny_model: Path, tmp_path_factory: pytest.TempPathFactory) -> It
                 "limits": {"wall_seconds": 20}},
         "web": {"transport": "streamable-http", "url": f"http://127.0.0.1:{http_port}/mcp"},
     }  # fmt: skip
-    config.write_text(yaml.safe_dump({"tools": ["calculator"], "mcp_servers": servers}))
+    # Worker uids of its own (per test process): the session's server may be running too.
+    isolation = {"uid_base": 3_000_000 + (os.getpid() % 4000) * 200}
+    config.write_text(
+        yaml.safe_dump({"tools": ["calculator"], "mcp_servers": servers, "isolation": isolation})
+    )
     port = free_port()
     runtime = subprocess.Popen(
         [sys.executable, "-m", "conveyor.runtime.cli", "serve", "--model", str(tiny_model),

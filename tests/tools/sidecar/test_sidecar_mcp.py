@@ -9,6 +9,7 @@ and whether ``notifications/cancelled`` reached it.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time
 from collections.abc import Iterator
@@ -55,6 +56,9 @@ def mcp_sidecar(
     stdio = {"transport": "stdio", "command": sys.executable, "limits": MCP_LIMITS}
     config = {
         "tools": ["calculator"],
+        # Uids of its own, per test process: a sidecar recycles a worker by killing its uid's
+        # processes, and other sidecars on the host (other sessions, the runtime's) use theirs.
+        "isolation": {"uid_base": 2_000_000 + (os.getpid() % 4000) * 100},
         "mcp_servers": {
             "srv": {**stdio, "args": [SRV]},
             "web": {
