@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.check_config:
         for name, tool in sidecar.config.tools.items():
             print(f"{name}: network={tool.network} limits={tool.limits}")
+        for name, server in sidecar.config.mcp_servers.items():  # its tools are listed at start
+            where = server.command if server.transport == "stdio" else server.url
+            print(f"{name}.*: MCP {server.transport} {where} network={server.network} "
+                  f"limits={server.limits}")  # fmt: skip
         return 0
     from conveyor.tools.sidecar.server import serve
 

@@ -55,6 +55,7 @@ class Boot:
     limits: ResourceLimits
     isolation: str = "namespaces"  # or "none" (local development only): see docs/security.md
     expose: list[str] = field(default_factory=list)  # shown read-only in the sandbox
+    mcp: bool = False  # MCP servers are configured: load the MCP client before saying ready
 
     def to_wire(self) -> dict[str, Any]:
         return {"type": self.TYPE, **asdict(self)}
@@ -254,6 +255,7 @@ def decode_to_worker(payload: bytes) -> ToWorker:
             ResourceLimits(**_get(obj, "limits", dict)),
             _get(obj, "isolation", str),
             [str(p) for p in _get(obj, "expose", list)],
+            _get(obj, "mcp", bool),
         )
     raise ValueError(f"unknown message type {kind!r}")
 

@@ -28,15 +28,18 @@ def create_app(sidecar: Sidecar) -> Starlette:
 
     async def readyz(request: Request) -> Response:
         # Fail closed: a tool whose sandbox cannot be set up is listed with the reason.
-        unavailable = {
-            name: sidecar.pool.refused[tool.network]
-            for name, tool in sidecar.config.tools.items()
-            if tool.network in sidecar.pool.refused
-        }
-        # Not ready while any enabled tool cannot be served: the operator turns this into a
-        # Degraded condition with the reasons (docs/deploy.md, "Tool sandbox in the pod").
+        refused = any(
+            tool.network in sidecar.pool.refused for tool in sidecar.config.tools.values()
+        )
+        unavailable = sidecar.unavailable()
+        # Not ready while a built-in tool cannot be served: the operator turns this into a
+        # Degraded condition with the reasons (docs/deploy.md, "Tool sandbox in the pod"). An
+        # MCP server that failed is listed too, but keeps no other tool from being served.
         body = {
-            "ready": sidecar.pool.is_warm() and not sidecar.draining and not unavailable,
+            "ready": sidecar.pool.is_warm()
+            and sidecar.mcp.listed
+            and not sidecar.draining
+            and not refused,
             "unavailable": unavailable,
             "draining": sidecar.draining,
             "protocol": PROTOCOL,

@@ -7,35 +7,19 @@ typo never silently becomes a default.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from conveyor.tools.sidecar.limits import ConfigError as ConfigError
+from conveyor.tools.sidecar.limits import Limits as Limits
+from conveyor.tools.sidecar.limits import fill
+from conveyor.tools.sidecar.mcp_config import McpServerSettings, parse_mcp_servers
+
 # Tools that reach other services: they get a network unless tools.yaml says otherwise.
 NEEDS_NETWORK = frozenset({"search"})
-
-
-class ConfigError(ValueError):
-    """A ``tools.yaml`` that cannot be used; the message names the key."""
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """Per-worker limits: CPU, memory, files by the kernel (setrlimit); time by the sidecar."""
-
-    cpu_seconds: float = 10.0  # RLIMIT_CPU, per invocation (per call within a session)
-    session_cpu_seconds: float = 120.0  # hard RLIMIT_CPU for a whole session
-    memory_mb: int = 1024  # RLIMIT_AS: the worker's whole address space
-    file_size_mb: int = 16  # RLIMIT_FSIZE
-    nproc: int = 32  # processes and threads of one call, all together
-    open_files: int = 64  # RLIMIT_NOFILE
-    disk_mb: int = 64  # every writable place of one call together (/tmp, /dev/shm...)
-    wall_seconds: float = 30.0  # from `finish` to the answer
-    max_invocation_seconds: float = 600.0  # from `open` to the answer, whatever happens
-    max_output_bytes: int = 1 << 20  # a larger result is truncated; a larger message kills
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +31,7 @@ class ToolSettings:
     network: bool = False
     validate: bool = False  # wrap in validated(): reject a field that breaks the schema at once
     limits: Limits = field(default_factory=Limits)
+    runs: str = ""  # the worker's tool that runs it, when not ``name`` (MCP tools: "mcp")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,43 +70,13 @@ class SidecarConfig:
     isolation: IsolationSettings = field(default_factory=IsolationSettings)
     server: ServerSettings = field(default_factory=ServerSettings)
     source: str | None = None  # the file it came from, hidden from workers
+    mcp_servers: dict[str, McpServerSettings] = field(default_factory=dict)
 
-
-def _fill(cls: type, raw: Any, where: str, base: Any = None) -> Any:
-    """Build dataclass ``cls`` from a mapping, checking keys and types; ``base`` has defaults."""
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    values: dict[str, Any] = {}
-    for key, value in raw.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in fields:
-            raise ConfigError(f"{path}: unknown key (expected one of {', '.join(sorted(fields))})")
-        default = getattr(base, key) if base is not None else fields[key].default
-        values[key] = _check_value(path, value, default)
-    return dataclasses.replace(base, **values) if base is not None else cls(**values)
-
-
-def _check_value(path: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise ConfigError(f"{path}: expected true or false, got {value!r}")
-        return value
-    if isinstance(default, int | float):
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{path}: expected a positive number, got {value!r}")
-        if isinstance(default, int) and not isinstance(value, int):
-            raise ConfigError(f"{path}: expected a whole number, got {value!r}")
-        return value
-    if isinstance(default, tuple):
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{path}: expected a list of strings, got {value!r}")
-        return tuple(value)
-    if not isinstance(value, str):
-        raise ConfigError(f"{path}: expected a string, got {value!r}")
-    return value
+    def profiles(self) -> list[tuple[bool, Limits]]:
+        """(network, limits) of everything workers run: the tools and the MCP servers."""
+        return [(t.network, t.limits) for t in self.tools.values()] + [
+            (s.network, s.limits) for s in self.mcp_servers.values() if s.reachable
+        ]
 
 
 def parse_config(raw: Any, known_tools: list[str], source: str | None = None) -> SidecarConfig:
@@ -130,15 +85,16 @@ def parse_config(raw: Any, known_tools: list[str], source: str | None = None) ->
         raw = {}
     if not isinstance(raw, dict):
         raise ConfigError(f"(top level): expected a mapping, got {type(raw).__name__}")
-    allowed = {"tools", "limits", "pool", "isolation", "server"}
+    allowed = {"tools", "limits", "pool", "isolation", "server", "mcp_servers"}
     for key in raw:
         if key not in allowed:
             raise ConfigError(f"{key}: unknown key (expected one of {', '.join(sorted(allowed))})")
-    limits = _fill(Limits, raw.get("limits"), "limits")
+    limits = fill(Limits, raw.get("limits"), "limits")
+    mcp_servers = parse_mcp_servers(raw.get("mcp_servers"), limits)
     tools_raw = raw.get("tools", list(known_tools))
     if isinstance(tools_raw, list):
         tools_raw = {name: {} for name in tools_raw}
-    if not isinstance(tools_raw, dict) or not tools_raw:
+    if not isinstance(tools_raw, dict) or not (tools_raw or mcp_servers):
         raise ConfigError("tools: expected a non-empty list of tool names or a mapping")
     tools: dict[str, ToolSettings] = {}
     for name, entry in tools_raw.items():
@@ -165,16 +121,16 @@ def parse_config(raw: Any, known_tools: list[str], source: str | None = None) ->
             flags[key] = entry.get(key, key == "network" and name in NEEDS_NETWORK)
             if not isinstance(flags[key], bool):
                 raise ConfigError(f"{where}.{key}: expected true or false, got {flags[key]!r}")
-        tool_limits = _fill(Limits, entry.get("limits"), f"{where}.limits", base=limits)
+        tool_limits = fill(Limits, entry.get("limits"), f"{where}.limits", base=limits)
         tools[name] = ToolSettings(name, dict(config), limits=tool_limits, **flags)
-    if not tools:
+    if not tools and not mcp_servers:
         raise ConfigError("tools: every tool is disabled")
     isolation_raw = raw.get("isolation")
     if isolation_raw == "none" or isolation_raw is False:  # YAML reads a bare `none` as a string
         isolation = IsolationSettings(sandbox=False)
     else:
-        isolation = _fill(IsolationSettings, isolation_raw, "isolation")
-    pool = _fill(PoolSettings, raw.get("pool"), "pool")
+        isolation = fill(IsolationSettings, isolation_raw, "isolation")
+    pool = fill(PoolSettings, raw.get("pool"), "pool")
     if pool.warm_workers > pool.max_workers:
         raise ConfigError("pool.warm_workers: must not exceed pool.max_workers")
     return SidecarConfig(
@@ -182,8 +138,9 @@ def parse_config(raw: Any, known_tools: list[str], source: str | None = None) ->
         limits=limits,
         pool=pool,
         isolation=isolation,
-        server=_fill(ServerSettings, raw.get("server"), "server"),
+        server=fill(ServerSettings, raw.get("server"), "server"),
         source=source,
+        mcp_servers=mcp_servers,
     )
 
 

@@ -152,7 +152,7 @@ class Job:
         worker.send(
             StartCall(
                 id=self.id,
-                tool=self.tool.name,
+                tool=self.tool.runs or self.tool.name,
                 config=self.tool.config,
                 session=self._workers.keeps_state,
                 opened=self._opened,

@@ -77,7 +77,10 @@ class SidecarMetrics:
             buckets=(0.0001, 0.001, 0.01, 0.1, 0.5, 1, 5, 30),
             registry=r,
         )
-        # Every series exists from the start (at 0), so dashboards and alerts see them at once.
+        self.track(tools)
+
+    def track(self, tools: list[str] | tuple[str, ...]) -> None:
+        """Create every series of ``tools`` at 0, so dashboards and alerts see them at once."""
         for tool in tools:
             self.in_flight.labels(tool=tool)
             self.units.labels(tool=tool)

@@ -76,7 +76,7 @@ class WorkerPool:
         self.config = config
         self.metrics = metrics
         self.worker_stderr = worker_stderr
-        self.profiles = sorted({t.network for t in config.tools.values()})
+        self.profiles = sorted({network for network, _ in config.profiles()})
         self.ready: dict[bool, deque[WorkerProcess]] = {p: deque() for p in self.profiles}
         self.starting: dict[bool, int] = dict.fromkeys(self.profiles, 0)
         self.waiters: dict[bool, deque[asyncio.Future[WorkerProcess]]] = {
@@ -241,8 +241,8 @@ class WorkerPool:
         worker.applied = msg.applied
         self.applied["network" if network else "no network"] = worker.applied
         max_msg = 6 * self.config.limits.max_output_bytes + (64 << 10)
-        for tool in self.config.tools.values():
-            max_msg = max(max_msg, 6 * tool.limits.max_output_bytes + (64 << 10))
+        for _, limits in self.config.profiles():
+            max_msg = max(max_msg, 6 * limits.max_output_bytes + (64 << 10))
         worker.start_reading(max_msg)
         self.metrics.worker_starts.inc()
         self.metrics.worker_start_seconds.observe(time.perf_counter() - t0)
@@ -289,9 +289,9 @@ class WorkerPool:
 
     def _boot_message(self, network: bool, uid: int, workdir: str) -> Boot:
         limits = self.config.limits
-        for tool in self.config.tools.values():
-            if tool.network == network:  # the profile's loosest limits; calls narrow CPU later
-                limits = tool.limits if tool.limits.memory_mb > limits.memory_mb else limits
+        for profile, settings in self.config.profiles():
+            if profile == network:  # the profile's loosest limits; calls narrow CPU later
+                limits = settings if settings.memory_mb > limits.memory_mb else limits
         hide = list(self.config.isolation.hide_paths)
         if self.config.source:
             hide.append(self.config.source)
@@ -301,11 +301,16 @@ class WorkerPool:
             expose=[
                 *self.config.isolation.expose_paths,
                 *sandbox.config_paths([t.config for t in self.config.tools.values()]),
+                # A stdio MCP server's program and the files its arguments name.
+                *sandbox.config_paths(
+                    [[s.command, *s.args] for s in self.config.mcp_servers.values()]
+                ),
             ],
             uid=uid,
             workdir=workdir,
             hide_paths=hide,
             validated=[n for n, t in self.config.tools.items() if t.validate],
+            mcp=bool(self.config.mcp_servers),
             limits=ResourceLimits(
                 cpu_seconds=limits.cpu_seconds,
                 session_cpu_seconds=limits.session_cpu_seconds,

@@ -21,6 +21,7 @@ from conveyor.tools.protocol import ErrorFrame, Open, Reason, ServerFrame
 from conveyor.tools.sidecar.config import ConfigError, SidecarConfig, ToolSettings, load_config
 from conveyor.tools.sidecar.connection import Connection
 from conveyor.tools.sidecar.job import Job, WorkerSource
+from conveyor.tools.sidecar.mcp_catalog import McpCatalog
 from conveyor.tools.sidecar.metrics import SidecarMetrics
 from conveyor.tools.sidecar.pool import FreshWorkers, WorkerPool
 from conveyor.tools.sidecar.registry import tool_registry
@@ -44,6 +45,8 @@ class Sidecar:
         self.draining = False
         self._fresh = {network: FreshWorkers(self.pool, network) for network in (False, True)}
         self._quiet = asyncio.Event()
+        self.mcp = McpCatalog(config.mcp_servers)
+        self._listing: asyncio.Task[None] | None = None
 
     @classmethod
     def from_file(cls, path: str | None, worker_stderr: bool = False) -> Sidecar:
@@ -58,11 +61,21 @@ class Sidecar:
         return cls(config, registry, worker_stderr=worker_stderr)
 
     def specs(self) -> list[dict[str, Any]]:
-        return [
+        builtin = [
             spec
             for spec in self.registry.specs()
             if spec.get("function", {}).get("name") in self.config.tools
         ]
+        return builtin + self.mcp.specs
+
+    def unavailable(self) -> dict[str, str]:
+        """Tools not served and why: a sandbox that cannot be set up, an MCP server that failed."""
+        refused = {
+            name: self.pool.refused[tool.network]
+            for name, tool in self.config.tools.items()
+            if tool.network in self.pool.refused
+        }
+        return refused | self.mcp.unavailable
 
     # -- connections and jobs ------------------------------------------------------------------
 
@@ -85,14 +98,18 @@ class Sidecar:
     ) -> Job | ErrorFrame:
         if self.draining:
             return ErrorFrame(frame.id, "sidecar shutting down: not accepting", Reason.SHUTDOWN)
-        tool = self.config.tools.get(frame.tool)
+        tool = self.config.tools.get(frame.tool) or self.mcp.tools.get(frame.tool)
         if tool is None:
+            why = self.mcp.reason(frame.tool)
+            if why is not None:  # fail closed: its MCP server could not be listed
+                return ErrorFrame(frame.id, f"unavailable: {why}", Reason.UNAVAILABLE)
             return ErrorFrame(frame.id, f"unknown tool {frame.tool!r}", Reason.UNKNOWN_TOOL)
         refused = self.pool.refused.get(tool.network)
         if refused is not None:  # fail closed: its sandbox cannot be set up here
             return ErrorFrame(frame.id, f"unavailable: {refused}", Reason.UNAVAILABLE)
         workers: WorkerSource = self._fresh[tool.network]
-        if frame.session is not None and self.registry.keeps_session_state(tool.name):
+        stateful = tool.name in self.registry and self.registry.keeps_session_state(tool.name)
+        if frame.session is not None and stateful:
             session = self._session(frame.session, tool)
             if session is None:
                 return ErrorFrame(frame.id, "session belongs to another tool", Reason.SESSION)
@@ -166,8 +183,14 @@ class Sidecar:
 
     async def start(self) -> None:
         await self.pool.start()
+        # Listed in the background: /healthz answers meanwhile, /readyz waits for the list.
+        self._listing = asyncio.get_running_loop().create_task(
+            self.mcp.list_all(self._fresh.__getitem__, self.metrics)
+        )
 
     async def close(self) -> None:
+        if self._listing is not None:
+            self._listing.cancel()
         for session in list(self.sessions.values()):
             session.close()
         await self.pool.close()

@@ -40,8 +40,9 @@ from conveyor.tools.protocol.worker import (
     ToWorker,
     decode_to_worker,
 )
-from conveyor.tools.sidecar import isolation
+from conveyor.tools.sidecar import isolation, mcp_call
 from conveyor.tools.sidecar.channel import pack_message, read_payload
+from conveyor.tools.sidecar.mcp_call import McpCall
 from conveyor.tools.sidecar.step_registry import StepRegistry
 from conveyor.tools.units import unit_from_json
 
@@ -226,6 +227,9 @@ async def _serve(fd: int, boot: Boot, applied: list[str], workdir: str) -> None:
     from conveyor.tools.sidecar.registry import tool_registry
 
     registry = tool_registry(boot.validated)  # imports every tool now
+    registry.register(McpCall)  # MCP tools, configured per call by the sidecar
+    if boot.mcp:
+        mcp_call.preload()  # an import at `open` would stall this loop while the model writes
     import conveyor.tools.units  # noqa: F401 - warm: the first unit must not pay an import
 
     if os.getpriority(os.PRIO_PROCESS, 0) > 0:
