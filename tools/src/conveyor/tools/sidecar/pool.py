@@ -29,7 +29,7 @@ from conveyor.tools.protocol.worker import (
     ResourceLimits,
     decode_from_worker,
 )
-from conveyor.tools.sidecar import sandbox
+from conveyor.tools.sidecar import sandbox, uid_block
 from conveyor.tools.sidecar.channel import pack_message
 from conveyor.tools.sidecar.config import SidecarConfig
 from conveyor.tools.sidecar.metrics import SidecarMetrics
@@ -84,14 +84,12 @@ class WorkerPool:
         }
         self.alive: set[WorkerProcess] = set()
         self.root_dir = ""
-        base = config.isolation.uid_base
-        uids = 2 * config.pool.max_workers + 8
-        self.privileged = (
-            os.geteuid() == 0
-            and (config.isolation.drop_privileges or config.isolation.sandbox)
-            and sandbox.has_uids(base, uids)
-        )
-        self.free_uids = deque(range(base, base + uids))
+        self.uids: uid_block.UidBlock | None = None
+        if os.geteuid() == 0 and (config.isolation.drop_privileges or config.isolation.sandbox):
+            count = 2 * config.pool.max_workers + 8
+            self.uids = uid_block.claim(config.isolation.uid_base, count, sandbox.has_uids)
+        self.privileged = self.uids is not None
+        self.free_uids = deque(self.uids.uids() if self.uids else ())
         self.applied: dict[str, list[str]] = {}  # profile → what its workers enforce
         self.refused: dict[bool, str] = {}  # profile → why its sandbox cannot be set up
         self.warmed = False
@@ -349,3 +347,5 @@ class WorkerPool:
         for task in list(self._tasks):
             task.cancel()
         shutil.rmtree(self.root_dir, ignore_errors=True)
+        if self.uids is not None:
+            self.uids.release()
