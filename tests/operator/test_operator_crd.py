@@ -298,6 +298,12 @@ INVALID: list[tuple[str, dict[str, Any], str, str]] = [
         (case, {"model": MODEL, "tools": {"mcpServers": servers}}, where, message)
         for case, servers, where, message in [
             (
+                "mcp server named conveyor",
+                [{**STDIO, "name": "conveyor"}],
+                "spec.tools.mcpServers[0]",
+                "the name conveyor is reserved",
+            ),
+            (
                 "mcp stdio without command",
                 [{"name": "files", "transport": "stdio"}],
                 "spec.tools.mcpServers[0]",

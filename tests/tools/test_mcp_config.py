@@ -48,6 +48,7 @@ def test_only_mcp_servers_is_a_valid_config() -> None:
     [
         ({"Files": STDIO}, r"mcp_servers\.Files: a server name must match"),
         ({"files.x": STDIO}, r"mcp_servers\.files\.x: a server name must match"),
+        ({"conveyor": STDIO}, r"mcp_servers\.conveyor: the name conveyor is reserved"),
         ({"files": {**STDIO, "transport": "sse"}}, r"mcp_servers\.files\.transport: expected"),
         ({"files": {**STDIO, "url": "http://x"}}, r"mcp_servers\.files\.url: unknown key"),
         ({"files": {**STDIO, "args": "-m x"}}, r"mcp_servers\.files\.args: expected a list"),

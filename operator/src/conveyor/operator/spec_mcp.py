@@ -120,6 +120,11 @@ class McpServerSpec:
 
     __cel__: ClassVar[list[tuple[str, str]]] = [
         (
+            "self.name != 'conveyor'",
+            "the name conveyor is reserved: the Responses API labels the built-in tools' calls "
+            "with it",
+        ),
+        (
             "self.transport != 'stdio' || has(self.command)",
             "a stdio MCP server needs command",
         ),

@@ -17,6 +17,7 @@ from conveyor.tools.sidecar.limits import ConfigError, Limits, fill
 
 SERVER_NAME = re.compile(r"[a-z][a-z0-9_-]*")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+RESERVED_NAME = "conveyor"  # the runtime's server_label for built-in tools' calls
 # Workers start with an empty environment; a stdio server still needs to find its programs.
 DEFAULT_PATH = "/usr/local/bin:/usr/bin:/bin"
 TRANSPORTS = ("stdio", "streamable-http")
@@ -87,6 +88,9 @@ def _server(name: Any, raw: Any, limits: Limits) -> McpServerSettings:
     where = f"mcp_servers.{name}"
     if not isinstance(name, str) or not SERVER_NAME.fullmatch(name):
         raise ConfigError(f"{where}: a server name must match [a-z][a-z0-9_-]*")
+    if name == RESERVED_NAME:
+        raise ConfigError(f"{where}: the name {name} is reserved (the Responses API's label of "
+                          "the built-in tools' calls)")  # fmt: skip
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping, got {type(raw).__name__}")
     transport = raw.get("transport")
