@@ -67,6 +67,16 @@ def test_the_sidecar_accepts_its_rendered_command_line_and_config(
         timeout=60,
     )
     assert done.returncode == 0, done.stderr
+    # Every variable tools.yaml reads a Secret's value from is set in the tools container.
+    servers = yaml.safe_load(tools_yaml).get("mcp_servers", {})
+    for name, server in servers.items():
+        assert f"{name}.*: MCP {server['transport']}" in done.stdout
+    named = {
+        variable
+        for server in servers.values()
+        for variable in [*server.get("pass_env", []), *server.get("headers_from_env", {}).values()]
+    }
+    assert named <= {e["name"] for e in tools.get("env", [])}
 
 
 @pytest.mark.engine
