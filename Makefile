@@ -5,6 +5,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.conveyor-setup
 TINY_MODEL ?= $(HOME)/.cache/conveyor/models/tiny
 SMOLLM2_MODEL ?= $(HOME)/.cache/conveyor/models/smollm2
+# Installs skip byte-compiling (see $(STAMP)), so the first import compiles and must keep what it
+# compiled, even where PYTHONDONTWRITEBYTECODE is set (this CI machine): else every engine start
+# would compile vLLM and torch again.
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: setup test lint format demo serve model chart images clean
 

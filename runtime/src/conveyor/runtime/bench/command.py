@@ -33,7 +33,7 @@ def add_bench_args(parser: argparse.ArgumentParser) -> None:
         "--reps",
         type=int,
         help="repetitions per workload; each runs every system once in a random order "
-        "(default 10; --quick 2); one warm-up is added",
+        "(default 10; --quick 2); one warm-up per server is added",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed of the random orders (default 1)")
     parser.add_argument(

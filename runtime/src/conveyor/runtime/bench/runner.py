@@ -3,7 +3,7 @@
 One run: the tool sidecar (tool cores), the search backend and the SQLite database come up
 first; then `conveyor serve` and vLLM's own server start side by side (both pinned to the
 engine cores; only one of them works at a time). Per workload: each call's tool time alone,
-one unmeasured warm-up per system, then ``reps`` repetitions in which every system runs once,
+one unmeasured warm-up per server, then ``reps`` repetitions in which every system runs once,
 in a fresh random order (seeded), and the ideal bound of that repetition is computed from its
 own sequential run. The token counts of every run are checked against each other.
 """
@@ -36,7 +36,13 @@ from conveyor.runtime.bench.load import measure_load
 from conveyor.runtime.bench.search_backend import SearchBackend
 from conveyor.runtime.bench.servers import Pinning, Server, plan_pinning, start_conveyor, start_vllm
 from conveyor.runtime.bench.settings import Settings
-from conveyor.runtime.bench.systems import ClientLoopSystem, ConveyorSystem, Runner, RunRecord
+from conveyor.runtime.bench.systems import (
+    ClientLoopSystem,
+    ConveyorSystem,
+    Runner,
+    RunRecord,
+    server_of,
+)
 from conveyor.runtime.bench.tokens import RoundTokens, agreement, peer_logit_bias
 from conveyor.runtime.bench.tools import tools_config
 from conveyor.runtime.bench.workloads import Workload
@@ -122,8 +128,11 @@ async def measure_workload(
         durations = await tools_alone(sidecar, specs, workload, settings.bound_reps)
     result = WorkloadResult({name: [] for name in runners})
     names = list(runners)
-    for name in rng.sample(names, len(names)):
-        await _once(runners[name], workload)  # warm-up: caches, pooled workers, imports
+    # One unmeasured warm-up per server (prefix cache, imports, pooled workers): the conveyor
+    # modes share theirs, so a second warm-up would warm nothing more.
+    warm_ups = {server_of(name): name for name in rng.sample(names, len(names))}
+    for name in warm_ups.values():
+        await _once(runners[name], workload)
         bar.update()
     for _ in range(settings.reps):
         rep = {}
@@ -163,7 +172,7 @@ async def _start_servers(
 ) -> dict[str, Server]:
     """The servers the chosen systems need, started side by side (engine start ~30 s each)."""
     starts = {}
-    if any(s.startswith("conveyor-") for s in settings.systems):
+    if any(server_of(s) == "conveyor" for s in settings.systems):
         log_file = settings.out / "conveyor-serve.log"
         starts["conveyor"] = asyncio.to_thread(
             start_conveyor, settings.model, sidecar_url, pinning, log_file
@@ -241,7 +250,8 @@ async def run_bench(settings: Settings) -> Measured:
             runners, clients = _runners(settings, servers, sidecar, specs)
             rng = random.Random(settings.seed)
             results: dict[str, WorkloadResult] = {}
-            total = len(settings.workloads) * (settings.reps + 1) * len(runners)
+            warm_ups = len({server_of(name) for name in runners})
+            total = len(settings.workloads) * (settings.reps * len(runners) + warm_ups)
             with tqdm(total=total, desc="bench", unit="req") as bar:
                 for workload in settings.workloads:
                     bar.set_postfix_str(workload.name)

@@ -32,6 +32,11 @@ from conveyor.tools.client import SidecarClient
 SYSTEMS = ("conveyor-partial", "conveyor-sequential", "vllm-client-loop")
 
 
+def server_of(system: str) -> str:
+    """The server a system runs on: every ``conveyor-*`` mode shares `conveyor serve`."""
+    return "conveyor" if system.startswith("conveyor-") else system
+
+
 @dataclass
 class CallRecord:
     """One call of a round; the times (seconds from the round's decode start) are Conveyor's."""
