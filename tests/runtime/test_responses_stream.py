@@ -117,3 +117,16 @@ def test_a_failure_mid_stream_ends_with_error_then_response_failed() -> None:
     assert error["message"] == "the engine failed"
     response = EVENT.validate_python(failed).response
     assert response.status == "failed" and response.error.code == "server_error"
+
+
+def test_the_text_after_a_rounds_results_is_a_message_of_its_own() -> None:
+    """A call written first, text while it runs, then the next round's answer to its result."""
+    script = [
+        HostedCallWritten(0, "call_0", "web.slow", {"query": "lyon"}),
+        ContentDelta("While that runs."),
+        ToolResult(0, "call_0", "web.slow", "slow:lyon", "ok"),
+        ContentDelta("Lyon."),
+    ]
+    final = Response.model_validate(run(script, completion())[-1]["response"])
+    assert [item.type for item in final.output] == ["mcp_call", "message", "message"]
+    assert [item.content[0].text for item in final.output[1:]] == ["While that runs.", "Lyon."]

@@ -218,7 +218,9 @@ class ResponseBuilder:
         return [*events, added, self._event("response.mcp_call.in_progress", **where)]
 
     def _result(self, event: ToolResult) -> list[StreamEvent]:
-        events: list[StreamEvent] = []
+        # Results come once their round is decoded: the model's next text answers them, in a
+        # message of its own (not glued to the end of this round's).
+        events = self._close_message()
         if event.call_id not in self._hosted:  # a call too malformed to be announced
             events += self._hosted_call(event.call_id, event.name, "{}")
         index = self._hosted.pop(event.call_id)
