@@ -165,7 +165,7 @@ class WorkerPool:
             len(self.ready[network]) + self.starting[network] < want
             and sum(self.starting.values()) < SPAWN_CONCURRENCY
             and len(self.alive) + sum(self.starting.values()) < self.config.pool.max_workers
-            and self.free_uids
+            and (self.free_uids or not self.privileged)  # as root, each worker needs a uid
         ):
             self.starting[network] += 1
             task = asyncio.get_running_loop().create_task(self._spawn(network))
