@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import io
+import threading
 import traceback
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, ClassVar
@@ -14,6 +15,10 @@ from conveyor.tools.builtin._capture import captured
 from conveyor.tools.units import ParseError, Segmenter, Statement, Unit, Whole, code_field
 
 FILENAME = "<python>"
+# CPython 3.11 keeps the AST converter's recursion depth per interpreter, not per thread: calls
+# run in-process at once (the SDK, not the sidecar) failed with "AST constructor recursion depth
+# mismatch". Parsing and compiling take turns; running the code does not.
+_AST_LOCK = threading.Lock()
 
 
 class PythonTool(Tool):
@@ -93,7 +98,8 @@ class PythonTool(Tool):
         self._source[stmt.first_line - 1 :] = stmt.code.splitlines(keepends=True)
         with captured(self._stdout, self._stderr):
             try:
-                tree = ast.parse("\n" * (stmt.first_line - 1) + stmt.code, FILENAME)
+                with _AST_LOCK:
+                    tree = ast.parse("\n" * (stmt.first_line - 1) + stmt.code, FILENAME)
                 for node in tree.body:
                     self._run_node(node)
             except BaseException as exc:  # noqa: B036 - a SystemExit from model code is its error
@@ -101,13 +107,15 @@ class PythonTool(Tool):
 
     def _run_node(self, node: ast.stmt) -> None:
         if isinstance(node, ast.Expr):
-            code = compile(ast.Expression(node.value), FILENAME, "eval")
+            with _AST_LOCK:
+                code = compile(ast.Expression(node.value), FILENAME, "eval")
             value = eval(code, self._namespace)  # noqa: S307 - running the model's code is the job
             if value is not None:
                 print(repr(value))
             return
-        module = ast.Module(body=[node], type_ignores=[])
-        exec(compile(module, FILENAME, "exec"), self._namespace)  # noqa: S102
+        with _AST_LOCK:
+            code = compile(ast.Module(body=[node], type_ignores=[]), FILENAME, "exec")
+        exec(code, self._namespace)  # noqa: S102
 
 
 def _user_traceback(exc: BaseException, source: list[str]) -> str:
