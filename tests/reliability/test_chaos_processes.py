@@ -112,8 +112,13 @@ async def test_a_killed_worker_fails_its_call_only(server) -> None:
 
     def big_worker() -> int | None:
         (sidecar,) = server.pids("sidecar")
-        children = psutil.Process(sidecar).children(recursive=True)
-        big = [p.pid for p in children if p.memory_info().rss > 150 << 20]
+        big = []
+        for child in psutil.Process(sidecar).children(recursive=True):
+            try:
+                if child.memory_info().rss > 150 << 20:
+                    big.append(child.pid)
+            except psutil.NoSuchProcess:  # a worker that ended since the listing
+                continue
         return big[0] if big and _in_flight(server, 4) else None
 
     pid = await asyncio.to_thread(wait_until, big_worker, 120, "the victim's worker is running")
