@@ -4,13 +4,10 @@ tool continued with `previous_response_id`, the store, the refusals and a discon
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import openai
 import pytest
-from chat_testkit import call
-from process_testkit import metric
+from chat_testkit import SLEEPING_TURN, call, leave_while_python_runs
 
 pytestmark = pytest.mark.engine
 
@@ -183,25 +180,15 @@ def test_what_is_not_supported_is_a_400_naming_the_field(conveyor_server, model,
 
 
 def test_a_client_disconnect_mid_stream_cancels_engine_and_tools(conveyor_server, model) -> None:
-    base = conveyor_server.base_url
-    turn = call("python", {"code": "import time\ntime.sleep(25)\n"}) + "z" * 3000
-    body = {"model": model, "input": "go", "stream": True, "conveyor": {"replay": [turn, "never"]}}
-    with httpx.stream("POST", f"{base}/v1/responses", json=body, timeout=60) as response:
-        lines = response.iter_lines()  # held, so leaving the loop does not close the response
-        for line in lines:
-            if "response.mcp_call.in_progress" in line:
-                break
-        time.sleep(0.5)  # the sleep statement is running now, and decoding goes on
-        assert metric(base, "vllm:num_requests_running") >= 1
-        assert metric(base, "conveyor_sidecar_invocations_in_flight", tool="python") >= 1
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        running = metric(base, "vllm:num_requests_running")
-        in_flight = metric(base, "conveyor_sidecar_invocations_in_flight", tool="python")
-        if running == 0 and in_flight == 0:
-            break
-        time.sleep(0.2)
-    assert (running, in_flight) == (0, 0)
+    body = {
+        "model": model,
+        "input": "go",
+        "stream": True,
+        "conveyor": {"replay": [SLEEPING_TURN, "never"]},
+    }
+    leave_while_python_runs(
+        conveyor_server.base_url, "/v1/responses", body, "response.mcp_call.in_progress"
+    )
 
 
 def test_a_failure_mid_stream_ends_with_an_error_event_and_response_failed(client, model):

@@ -7,7 +7,7 @@ import time
 
 import httpx
 import pytest
-from chat_testkit import call, chat, tool_messages
+from chat_testkit import SLEEPING_TURN, call, chat, leave_while_python_runs, tool_messages
 from process_testkit import metric
 
 pytestmark = pytest.mark.engine
@@ -87,29 +87,13 @@ def test_bad_calls_become_error_results_for_the_model(client, model, turn, expec
 
 def test_a_client_disconnect_cancels_engine_and_tools(conveyor_server, model) -> None:
     base = conveyor_server.base_url
-    turn = call("python", {"code": "import time\ntime.sleep(25)\n"}) + "z" * 3000
     body = {
         "model": model,
         "messages": [{"role": "user", "content": "go"}],
         "stream": True,
-        "conveyor": {"replay": [turn, "never"]},
+        "conveyor": {"replay": [SLEEPING_TURN, "never"]},
     }
-    with httpx.stream("POST", f"{base}/v1/chat/completions", json=body, timeout=60) as response:
-        lines = response.iter_lines()  # held, so leaving the loop does not close the response
-        for line in lines:
-            if '"event":"tool_call"' in line:
-                break
-        time.sleep(0.5)  # the sleep statement is running now, and decoding goes on
-        assert metric(base, "vllm:num_requests_running") >= 1
-        assert metric(base, "conveyor_sidecar_invocations_in_flight", tool="python") >= 1
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        running = metric(base, "vllm:num_requests_running")
-        in_flight = metric(base, "conveyor_sidecar_invocations_in_flight", tool="python")
-        if running == 0 and in_flight == 0:
-            break
-        time.sleep(0.2)
-    assert (running, in_flight) == (0, 0)
+    leave_while_python_runs(base, "/v1/chat/completions", body, '"event":"tool_call"')
     assert metric(base, "conveyor_tool_calls_total", tool="python", outcome="cancelled") >= 1
 
 
