@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.requests import Request
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 async def until_disconnect(request: Request) -> None:
@@ -30,3 +31,19 @@ async def run_watched(request: Request, work: Awaitable[Any]) -> Any:
     finally:
         watcher.cancel()
         task.cancel()
+
+
+async def start_streamed(
+    request: Request, work: Awaitable[Any], queue: asyncio.Queue[T]
+) -> tuple[asyncio.Future[Any], T, BaseException | None]:
+    """Start ``work`` (watched, as by ``run_watched``) and wait for the first item it puts on
+    ``queue``; None means it ended before any, and then the error it failed with, if it did:
+    a response can still be a plain error until its first event is out."""
+    task = asyncio.ensure_future(run_watched(request, work))
+    first = await queue.get()
+    error = None
+    if first is None:
+        await asyncio.wait({task})
+        if not task.cancelled():
+            error = task.exception()
+    return task, first, error

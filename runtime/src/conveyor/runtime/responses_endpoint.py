@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from conveyor.runtime import responses_request
 from conveyor.runtime.chat_request import ChatRequest, ServerPolicy
 from conveyor.runtime.completion import Completion
-from conveyor.runtime.disconnect import run_watched
+from conveyor.runtime.disconnect import run_watched, start_streamed
 from conveyor.runtime.errors import BadRequest, ConveyorError, NotFound, from_exception
 from conveyor.runtime.events import Event
 from conveyor.runtime.request_body import decode, read_body
@@ -145,12 +145,9 @@ async def _stream(
         finally:
             await queue.put(None)
 
-    task = asyncio.ensure_future(run_watched(request, work()))
-    first = await queue.get()
-    if first is None:  # ended before its first event: it may have failed
-        await asyncio.wait({task})
-        if not task.cancelled() and (error := task.exception()) is not None:
-            return _error(_mapped(error))
+    task, first, error = await start_streamed(request, work(), queue)
+    if error is not None:
+        return _error(_mapped(error))
 
     async def events() -> AsyncIterator[bytes]:
         item = first

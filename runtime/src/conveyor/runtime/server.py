@@ -29,7 +29,7 @@ from starlette.routing import Route
 
 from conveyor.runtime.chat_request import ChatRequest, ServerPolicy, parse_request
 from conveyor.runtime.completion import Completion
-from conveyor.runtime.disconnect import run_watched
+from conveyor.runtime.disconnect import run_watched, start_streamed
 from conveyor.runtime.errors import (
     ConveyorError,
     HttpError,
@@ -146,12 +146,9 @@ async def _stream(
         finally:
             await queue.put(None)
 
-    task = asyncio.ensure_future(run_watched(request, work()))
-    first = await queue.get()
-    if first is None:  # ended before its first event: it may have failed
-        await asyncio.wait({task})
-        if not task.cancelled() and (error := task.exception()) is not None:
-            return _error_response(from_exception(error))
+    task, first, error = await start_streamed(request, work(), queue)
+    if error is not None:
+        return _error_response(from_exception(error))
 
     async def chunks() -> AsyncIterator[bytes]:
         item = first
