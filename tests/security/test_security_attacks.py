@@ -161,19 +161,19 @@ def test_4_killing_the_parent_and_tracing_init_do_nothing(setup: Setup) -> None:
 
 
 def test_5_memory_is_a_total_over_forked_children(setup: Setup) -> None:
-    # Three children of 200 MiB each: every one is within the per-process limit, together not.
+    # Three children of 100 MiB each: every one is within the per-process limit, together not.
     out = python(
         setup,
         "import os, time\n"
         "for _ in range(3):\n"
         "    if os.fork() == 0:\n"
-        "        block = bytearray(200 << 20)\n"
+        "        block = bytearray(100 << 20)\n"
         "        time.sleep(20)\n"
         "        os._exit(0)\n"
         "time.sleep(20)\n"
         "print('survived')\n",
     )
-    assert "memory limit: the call's processes together reached 512 MiB" in out, out
+    assert "memory limit: the call's processes together reached 256 MiB" in out, out
 
 
 def test_5_processes_are_counted_per_call(setup: Setup) -> None:
