@@ -7,7 +7,8 @@ Inputs, all measured:
 - the shortest decode of each round among the runs of that repetition that decoded it whole
   (every system decodes the same tokens); the sequential timeline is scaled onto it;
 - each call's tool time alone on the sidecar, the least of ``--bound-reps`` runs (warm-up,
-  each unit, finish; a plan step is its own tool run alone with its resolved arguments).
+  each unit, finish; a plan step is the work of its own tool run alone with its resolved
+  arguments).
 
 ``ideal`` then schedules it with zero dispatch cost (see ``ideal.py`` and docs/benchmark.md).
 """
@@ -54,8 +55,13 @@ async def _call_alone(
         # The planner's own resolver: the arguments exactly as the planner gives its step.
         args = step_arguments(registry.create(step.tool), step.args, outputs)
         alone = await run_call(sidecar, specs, step.tool, json.dumps(args))
-        timing = alone.outcome.timing
-        times.append(float(timing.get("finished", 0.0)) - float(timing.get("started", 0.0)))
+        # What the sidecar timed, as for any call, not the whole invocation (which adds the
+        # dispatch of a call of its own). Inside the planner a step warms up while it waits for
+        # its inputs: only a step that waits for none surely pays its warm-up.
+        parts = durations_from_busy(
+            step.tool, alone.units, alone.busy, alone.outcome.kind == "reject"
+        )
+        times.append((0.0 if step.deps else parts.start) + sum(parts.units) + parts.finish)
     # The planner's finish only waits for its steps, which run in the background.
     return CallDurations(durations.start, tuple(times), 0.0)
 

@@ -14,8 +14,8 @@ def add_bench_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="codegen, search, planning, validation, calculator; 2 repetitions, 1 bound "
-        "repetition (about 3 minutes on 2 cores)",
+        help="codegen, search, planning, validation, calculator; 2 repetitions, 2 runs of "
+        "each tool alone (about 3 minutes on 2 cores)",
     )
     parser.add_argument(
         "--workloads", help="comma-separated workloads (default: all; see docs/benchmark.md)"

@@ -94,7 +94,8 @@ def settings_from_args(args: argparse.Namespace, model: str, command: str = "") 
         workloads=workloads,
         systems=systems,
         reps=reps,
-        bound_reps=args.bound_reps or (1 if args.quick else 3),
+        # Two at least: the least of each part must not be a first, cold run.
+        bound_reps=args.bound_reps or (2 if args.quick else 3),
         search_latency=args.search_latency,
         out=Path(args.out),
         model=model,
